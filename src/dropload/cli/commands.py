@@ -1,0 +1,15 @@
+"""Registers every sub-command on the `loader` group (one line a module)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Attach the sub-commands to `group`."""
+    from dropload.cli import load, stage, status
+
+    group.add_command(load.run_once)
+    group.add_command(load.serve)
+    group.add_command(status.status)
+    group.add_command(stage.stage)

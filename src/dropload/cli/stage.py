@@ -1,0 +1,49 @@
+"""`loader stage`: stage NDJSON records from a file or stdin."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+import click
+
+from dropload.cli.context import AppContext
+from dropload.errors import RecordError
+from dropload.stager import Stager
+
+
+@click.command()
+@click.option("--table", required=True, help="The configured table to stage into.")
+@click.argument("source", type=click.File("rb"), default="-")
+@click.pass_obj
+def stage(app: AppContext, table: str, source: IO[bytes]) -> None:
+    """Stage NDJSON records (one JSON object per line) from SOURCE or stdin.
+
+    A bad line stops the command with its line number; the lines before it are
+    staged. Exits 2 on a bad record or unknown table.
+    """
+    count = 0
+    with Stager(app.config, table) as stager:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            record = _parse(line, number, table)
+            try:
+                stager.append(record)
+            except RecordError as exc:
+                raise click.UsageError(f"line {number}: {exc}") from None
+            count += 1
+    click.echo(f"table {table}: staged {count} records", err=True)
+
+
+def _parse(line: bytes, number: int, table: str) -> dict[str, object]:
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.UsageError(
+            f"line {number}: not JSON ({exc.__class__.__name__}); "
+            f"table {table} takes one JSON object per line"
+        ) from None
+    if not isinstance(record, dict):
+        raise click.UsageError(f"line {number}: expected a JSON object")
+    return record

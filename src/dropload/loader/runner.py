@@ -1,0 +1,91 @@
+"""Run ticks for the configured tables, in parallel across tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+
+from dropload.config import Config
+from dropload.lease import new_owner
+from dropload.loader.tick import TableTick, TickReport
+from dropload.schema import SchemaField, load_schema_file
+from dropload.store import Store, open_store
+from dropload.warehouse import Warehouse, open_warehouse
+
+logger = logging.getLogger(__name__)
+
+
+class Loader:
+    """Owns the store and warehouse clients; runs one tick per table on demand."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        warehouse: Warehouse | None = None,
+        step_hook: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._warehouse = warehouse
+        self.owner = new_owner()
+        self.step_hook = step_hook or (lambda step: None)
+        self._fields: dict[str, tuple[SchemaField, ...]] = {}
+
+    @cached_property
+    def store(self) -> Store:
+        """The configured store, opened on first use."""
+        return self._store or open_store(self.config.store)
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        """The configured warehouse, opened on first use."""
+        return self._warehouse or open_warehouse(self.config)
+
+    def fields(self, table: str) -> tuple[SchemaField, ...]:
+        """The table's schema, read once from its schema file."""
+        if table not in self._fields:
+            spec = self.config.table(table)
+            self._fields[table] = load_schema_file(self.config.resolve(spec.schema_file))
+        return self._fields[table]
+
+    def tick(self, table: str) -> TickReport:
+        """One tick of one table."""
+        return TableTick(
+            config=self.config,
+            table=self.config.table(table),
+            fields=self.fields(table),
+            store=self.store,
+            warehouse=self.warehouse,
+            owner=self.owner,
+            step_hook=self.step_hook,
+        ).run()
+
+    def run_once(self, tables: Sequence[str] | None = None) -> list[TickReport]:
+        """One tick of each table (all when `tables` is empty), tables in parallel."""
+        names = list(tables or self.config.tables)
+        for name in names:
+            self.config.table(name)
+            self.fields(name)
+        workers = min(len(names), self.config.loader.max_workers) or 1
+        with ThreadPoolExecutor(workers, thread_name_prefix="tick") as pool:
+            reports = list(pool.map(self.tick, names))
+        for report in reports:
+            logger.info(
+                "table %s: tick %s, %d rows in %d jobs",
+                report.table,
+                report.status,
+                report.rows,
+                len(report.jobs),
+            )
+        return reports
+
+    def close(self) -> None:
+        """Close the clients that were opened."""
+        if "store" in self.__dict__:
+            self.store.close()
+        if "warehouse" in self.__dict__:
+            self.warehouse.close()

@@ -1,0 +1,345 @@
+"""One tick of one table: finish what an earlier tick left, then claim, load, archive.
+
+Every step is recorded before it is taken (the intent) and is safe to repeat,
+so a tick killed at any point is finished by the next one without loading a
+shard twice: the intent fixes the batch's shards and its job id, the job id
+makes the warehouse refuse a second run, and moves are guarded by generations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dropload import layout
+from dropload.config import Config, TableConfig
+from dropload.errors import (
+    DroploadError,
+    LeaseHeld,
+    ObjectExists,
+    ObjectNotFound,
+)
+from dropload.lease import Lease
+from dropload.manifest import Intent, Manifest, ShardEntry
+from dropload.retry import is_quota_reason, is_transient_reason
+from dropload.schema import SchemaField
+from dropload.shard import is_shard_name, new_batch_id
+from dropload.store.base import ROWS_METADATA, ObjectInfo, Store
+from dropload.warehouse.base import JobResult, LoadRequest, Warehouse
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS_PER_TICK = 3
+"""Attempts (each a new job id) a tick spends on a transiently failing batch."""
+
+MAX_SHARDS_PER_BATCH = 10_000
+"""Shards one batch claims; bounds a tick's moves (a wildcard URI has no limit)."""
+
+
+class TickAborted(DroploadError):
+    """The tick lost its lease or hit a step it must not pass; it stopped early."""
+
+
+@dataclass
+class TickReport:
+    """What one tick did for one table."""
+
+    table: str
+    status: str = "idle"
+    """idle, loaded, skipped, running, paused or failed."""
+    jobs: list[str] = field(default_factory=list)
+    batches: int = 0
+    shards: int = 0
+    rows: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The tick could not do its work for this table."""
+        return self.status == "failed"
+
+
+@dataclass
+class TableTick:
+    """Runs one tick for one table; build a new one for every tick."""
+
+    config: Config
+    table: TableConfig
+    fields: tuple[SchemaField, ...]
+    store: Store
+    warehouse: Warehouse
+    owner: str
+    step_hook: Callable[[str], None] = lambda step: None
+    """Called at each named step; the crash harness kills the process there."""
+    report: TickReport = field(init=False)
+    _lease: Lease | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.report = TickReport(self.table.name)
+
+    def run(self) -> TickReport:
+        """Take the lease, recover, load new shards; never raises DroploadError."""
+        name = self.table.name
+        try:
+            self._lease = Lease.acquire(
+                self.store, name, self.owner, self.config.loader.lease_seconds
+            )
+        except LeaseHeld as exc:
+            logger.info("%s", exc)
+            self.report.status, self.report.error = "skipped", str(exc)
+            return self.report
+        stop = self._lease.keep_alive()
+        try:
+            self._work()
+        except DroploadError as exc:
+            logger.error("table %s: tick failed: %s", name, exc)
+            self.report.status, self.report.error = "failed", str(exc)
+        finally:
+            stop.set()
+            self._lease.release()
+        return self.report
+
+    def _work(self) -> None:
+        self._step("recover")
+        for intent in self._open_intents():
+            if not self._finish(intent):
+                return
+        staged = self._staged()
+        if not staged:
+            logger.debug("table %s: nothing staged", self.table.name)
+            return
+        for chunk in _chunks(staged, MAX_SHARDS_PER_BATCH):
+            if not self._finish(self._begin(chunk)):
+                return
+
+    def _step(self, step: str) -> None:
+        self.step_hook(step)
+        if self._lease is not None and self._lease.lost.is_set():
+            raise TickAborted(f"table {self.table.name}: lease lost at step {step}")
+
+    def _open_intents(self) -> list[Intent]:
+        found = []
+        for info in self.store.list(layout.intents(self.table.name)):
+            try:
+                found.append(Intent.from_json(self.store.read(info.name)))
+            except ObjectNotFound:
+                continue
+            except ValueError as exc:
+                raise TickAborted(f"intent {info.name} is unreadable: {exc}") from None
+        return sorted(found, key=lambda i: i.batch_id)
+
+    def _staged(self) -> list[ObjectInfo]:
+        listed = self.store.list(layout.staging(self.table.name))
+        shards = [s for s in listed if is_shard_name(s.basename)]
+        return [s for s in shards if s.basename.endswith("." + self.table.format)]
+
+    def _begin(self, staged: list[ObjectInfo]) -> Intent:
+        intent = Intent(
+            table=self.table.name,
+            batch_id=new_batch_id(),
+            created=datetime.now(UTC),
+            shards=tuple(_entry(s) for s in staged),
+        )
+        self._step("write-intent")
+        self.store.write(layout.intent(intent.table, intent.batch_id), intent.to_json())
+        logger.debug("table %s: batch %s opened", intent.table, intent.batch_id)
+        return intent
+
+    def _finish(self, intent: Intent) -> bool:
+        """Claim, load and archive one batch; False when the table must stop."""
+        intent = self._claim(intent)
+        if not intent.shards:
+            self._close_intent(intent)
+            return True
+        for _ in range(MAX_ATTEMPTS_PER_TICK):
+            self._step("load")
+            result = self.warehouse.load(
+                self._request(intent), timeout=self.config.loader.job_timeout_seconds
+            )
+            self._step("judge")
+            self.report.jobs.append(result.job_id)
+            if result.succeeded:
+                self._archive(intent, result)
+                return True
+            if not result.done:
+                self.report.status = "running"
+                return False
+            intent = self._after_failure(intent, result)
+            if intent is None:
+                return False
+        self.report.status = "failed"
+        self.report.error = f"batch still failing after {MAX_ATTEMPTS_PER_TICK} tries"
+        return False
+
+    def _claim(self, intent: Intent) -> Intent:
+        """Move the intent's shards into the batch folder; idempotent."""
+        table, batch = intent.table, intent.batch_id
+        claimed = {i.basename for i in self.store.list(layout.batch(table, batch))}
+        staged = {i.basename: i for i in self.store.list(layout.staging(table))}
+        missing: set[str] = set()
+
+        def claim(entry: ShardEntry) -> None:
+            src = staged.get(entry.name)
+            if entry.name in claimed:
+                if src is not None and src.generation == entry.generation:
+                    self._delete_quietly(src)
+                return
+            if src is None or src.generation != entry.generation:
+                missing.add(entry.name)
+                return
+            self.store.move(src, layout.batch(table, batch) + entry.name)
+
+        self._step("claim")
+        self._parallel(claim, intent.shards)
+        if missing:
+            logger.warning(
+                "table %s: batch %s: %d shards vanished before the claim",
+                table,
+                batch,
+                len(missing),
+            )
+            intent = intent.without(missing)
+        return intent
+
+    def _request(self, intent: Intent) -> LoadRequest:
+        suffix = f"*.{self.table.format}"
+        uri = self.store.uri(layout.batch(intent.table, intent.batch_id) + suffix)
+        return LoadRequest(
+            job_id=intent.job_id,
+            table=self.table,
+            fields=self.fields,
+            source_uris=(uri,),
+            labels={"dropload-batch": intent.batch_id.lower()},
+        )
+
+    def _after_failure(self, intent: Intent, result: JobResult) -> Intent | None:
+        reason, message = result.error_reason, result.error_message or ""
+        logger.warning(
+            "table %s: job %s failed (%s): %s",
+            intent.table,
+            result.job_id,
+            reason,
+            message,
+        )
+        if is_transient_reason(reason):
+            retried = intent.next_attempt(f"{reason}")
+            self._step("rewrite-intent")
+            self._write_intent(retried, intent)
+            return retried
+        if is_quota_reason(reason, message):
+            self.report.status = "paused"
+            self.report.error = f"quota exceeded: {message}"
+            return None
+        self._unclaim(intent)
+        self.report.status = "failed"
+        self.report.error = f"job {result.job_id} failed ({reason}): {message}"
+        return None
+
+    def _write_intent(self, new: Intent, old: Intent) -> None:
+        name = layout.intent(new.table, new.batch_id)
+        current = self.store.stat(name)
+        if current is None:
+            raise TickAborted(f"intent {name} vanished; another loader took over")
+        self.store.write(name, new.to_json(), if_generation_match=current.generation)
+
+    def _unclaim(self, intent: Intent) -> None:
+        """Put a batch that failed on its data back into staging, then drop it."""
+        table, batch = intent.table, intent.batch_id
+        self._step("unclaim")
+        claimed = self.store.list(layout.batch(table, batch))
+        self._parallel(
+            lambda info: self.store.move(info, layout.staging(table) + info.basename),
+            claimed,
+        )
+        self._close_intent(intent)
+
+    def _archive(self, intent: Intent, result: JobResult) -> None:
+        table, batch = intent.table, intent.batch_id
+        day = layout.day_of(intent.created)
+        self._step("write-manifest")
+        try:
+            self.store.write(
+                layout.manifest(table, day, batch),
+                self._manifest(intent, result, day).to_json(),
+            )
+        except ObjectExists:
+            logger.debug("table %s: manifest of %s written before", table, batch)
+        self._step("archive")
+        claimed = self.store.list(layout.batch(table, batch))
+        target = layout.archived_batch(table, day, batch)
+        self._parallel(lambda i: self.store.move(i, target + i.basename), claimed)
+        self._close_intent(intent)
+        rows = result.output_rows or 0
+        self.report.status = "loaded"
+        self.report.batches += 1
+        self.report.shards += len(intent.shards)
+        self.report.rows += rows
+        self.report.bytes += intent.size
+        logger.info(
+            "table %s: loaded %d rows from %d shards in job %s",
+            table,
+            rows,
+            len(intent.shards),
+            result.job_id,
+        )
+
+    def _manifest(self, intent: Intent, result: JobResult, day: str) -> Manifest:
+        return Manifest(
+            table=intent.table,
+            destination=self.table.destination,
+            batch_id=intent.batch_id,
+            job_id=result.job_id,
+            attempt=intent.attempt,
+            day=day,
+            shards=intent.shards,
+            rows=result.output_rows or 0,
+            bytes=intent.size,
+            format=self.table.format,
+            claimed_at=intent.created,
+            loaded_at=result.ended or datetime.now(UTC),
+            attempts_log=intent.attempts_log,
+        )
+
+    def _close_intent(self, intent: Intent) -> None:
+        self._step("close-intent")
+        try:
+            self.store.delete(layout.intent(intent.table, intent.batch_id))
+        except ObjectNotFound:
+            pass
+
+    def _delete_quietly(self, info: ObjectInfo) -> None:
+        try:
+            self.store.delete(info.name, if_generation_match=info.generation)
+        except ObjectNotFound:
+            pass
+
+    def _parallel(self, fn: Callable[[Any], object], items: Iterable[Any]) -> None:
+        work = list(items)
+        if len(work) <= 1:
+            for item in work:
+                fn(item)
+            return
+        workers = min(self.config.loader.max_workers, len(work))
+        with ThreadPoolExecutor(workers, thread_name_prefix="move") as pool:
+            for future in [pool.submit(fn, item) for item in work]:
+                future.result()
+
+
+def _entry(info: ObjectInfo) -> ShardEntry:
+    rows = info.metadata.get(ROWS_METADATA)
+    return ShardEntry(
+        name=info.basename,
+        generation=info.generation,
+        size=info.size,
+        rows=int(rows) if rows and rows.isdigit() else None,
+    )
+
+
+def _chunks(items: list[ObjectInfo], size: int) -> Iterable[list[ObjectInfo]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
