@@ -38,7 +38,7 @@ class Loader:
     @cached_property
     def store(self) -> Store:
         """The configured store, opened on first use."""
-        return self._store or open_store(self.config.store)
+        return self._store or open_store(self.config)
 
     @cached_property
     def warehouse(self) -> Warehouse:

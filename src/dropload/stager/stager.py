@@ -56,7 +56,7 @@ class Stager:
         self.settings = self.config.stager
         fields = load_schema_file(self.config.resolve(self.table.schema_file))
         self._codec = RecordCodec(table, fields)
-        self._store = store or open_store(self.config.store)
+        self._store = store or open_store(self.config)
         spool_root = (
             self.config.resolve(self.settings.spool_dir)
             if self.settings.spool_dir

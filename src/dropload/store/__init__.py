@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dropload.config import StoreConfig
+from dropload.config import Config
 from dropload.store.base import ROWS_METADATA, ObjectInfo, Store
 
 __all__ = ["ROWS_METADATA", "ObjectInfo", "Store", "open_store"]
 
 
-def open_store(config: StoreConfig) -> Store:
-    """The store the config names: GcsStore for gs:// URLs, else LocalStore."""
-    if config.is_cloud:
+def open_store(config: Config) -> Store:
+    """The store the config names: GcsStore for gs:// URLs, else LocalStore.
+
+    A local folder is taken relative to the config file's folder.
+    """
+    store = config.store
+    if store.is_cloud:
         from dropload.store.gcs import GcsStore
 
-        return GcsStore(config.url, api_endpoint=config.api_endpoint)
+        return GcsStore(store.url, api_endpoint=store.api_endpoint)
     from dropload.store.local import LocalStore
 
-    return LocalStore(config.url.removeprefix("file://"))
+    return LocalStore(config.resolve(store.url.removeprefix("file://")))
