@@ -76,7 +76,9 @@ def main() -> int:
 
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(WRITERS) as pool:
-        staged = sum(pool.starmap(stage_slice, [(str(config), w) for w in range(WRITERS)]))
+        staged = sum(
+            pool.starmap(stage_slice, [(str(config), w) for w in range(WRITERS)])
+        )
     staging_seconds = time.perf_counter() - started
 
     started = time.perf_counter()

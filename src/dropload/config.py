@@ -120,9 +120,7 @@ class TableConfig(_Model):
     format: Literal["ndjson", "avro"] = "ndjson"
     schema_file: str = Field(alias="schema")
     interval_minutes: Annotated[float, Field(gt=0, le=1440)] | None = None
-    create_disposition: Literal["CREATE_IF_NEEDED", "CREATE_NEVER"] = (
-        "CREATE_IF_NEEDED"
-    )
+    create_disposition: Literal["CREATE_IF_NEEDED", "CREATE_NEVER"] = "CREATE_IF_NEEDED"
     write_disposition: Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"] = (
         "WRITE_APPEND"
     )

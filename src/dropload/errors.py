@@ -66,7 +66,8 @@ class PreconditionFailed(StoreError):
     def __init__(self, object_name: str, expected: int | None = None) -> None:
         self.expected = expected
         super().__init__(
-            object_name, f"generation is no longer {expected}; another process changed it"
+            object_name,
+            f"generation is no longer {expected}; another process changed it",
         )
 
 

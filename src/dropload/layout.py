@@ -1,13 +1,13 @@
 """Where each kind of object lives under the store's prefix, per table.
 
-    <table>/staging/<shard>                  written by stagers, nothing else
-    <table>/intents/<batch>.json             what a tick is about to do
-    <table>/batches/<batch>/<shard>          claimed shards; one job reads these
-    <table>/archive/<day>/<batch>/<shard>    loaded shards, by load day (UTC)
-    <table>/archive/<day>/<batch>.manifest.json
-    <table>/quarantine/<shard>               shards that failed on their data
-    <table>/quarantine/<shard>.error.json
-    <table>/lease.json                       which loader works on the table
+<table>/staging/<shard>                  written by stagers, nothing else
+<table>/intents/<batch>.json             what a tick is about to do
+<table>/batches/<batch>/<shard>          claimed shards; one job reads these
+<table>/archive/<day>/<batch>/<shard>    loaded shards, by load day (UTC)
+<table>/archive/<day>/<batch>.manifest.json
+<table>/quarantine/<shard>               shards that failed on their data
+<table>/quarantine/<shard>.error.json
+<table>/lease.json                       which loader works on the table
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class Manifest:
     day: str
     shards: tuple[ShardEntry, ...]
     rows: int
-    bytes: int
+    byte_count: int
     format: str
     claimed_at: datetime
     loaded_at: datetime

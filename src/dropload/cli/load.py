@@ -26,9 +26,7 @@ def run_once(app: AppContext, tables: tuple[str, ...], fmt: str) -> None:
     Exits 1 when a table failed (named on stderr), 0 otherwise.
     """
     reports = app.loader.run_once(list(tables))
-    rows = [
-        {**vars(r), "jobs": len(r.jobs), "job_ids": list(r.jobs)} for r in reports
-    ]
+    rows = [{**vars(r), "jobs": len(r.jobs), "job_ids": list(r.jobs)} for r in reports]
     emit(rows, fmt, _COLUMNS)
     failed = [r for r in reports if r.failed]
     for report in failed:

@@ -43,19 +43,17 @@ def configure_logging(level: int, fmt: str) -> None:
     root.propagate = False
 
 
-def emit(
-    rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str]
-) -> None:
+def emit(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str]) -> None:
     """Print rows as an aligned text table or as JSON on stdout."""
     if fmt == "json":
         click.echo(json.dumps(list(rows), default=str, indent=1))
         return
-    widths = [
-        max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in columns
-    ]
+    widths = [max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in columns]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in rows:
-        cells = (_cell(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True))
+        cells = (
+            _cell(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True)
+        )
         click.echo("  ".join(cells).rstrip())
 
 

@@ -40,9 +40,7 @@ def status(app: AppContext, tables: tuple[str, ...], fmt: str) -> None:
 
 def table_status(store: Store, table: str) -> dict[str, Any]:
     """One table's status row, read from the store."""
-    staged = [
-        s for s in store.list(layout.staging(table)) if is_shard_name(s.basename)
-    ]
+    staged = [s for s in store.list(layout.staging(table)) if is_shard_name(s.basename)]
     now = datetime.now(UTC)
     oldest = min((s.updated for s in staged), default=None)
     manifests = [

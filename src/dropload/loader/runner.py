@@ -49,7 +49,9 @@ class Loader:
         """The table's schema, read once from its schema file."""
         if table not in self._fields:
             spec = self.config.table(table)
-            self._fields[table] = load_schema_file(self.config.resolve(spec.schema_file))
+            self._fields[table] = load_schema_file(
+                self.config.resolve(spec.schema_file)
+            )
         return self._fields[table]
 
     def tick(self, table: str) -> TickReport:

@@ -8,6 +8,7 @@ makes the warehouse refuse a second run, and moves are guarded by generations.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -169,9 +170,10 @@ class TableTick:
             if not result.done:
                 self.report.status = "running"
                 return False
-            intent = self._after_failure(intent, result)
-            if intent is None:
+            retried = self._after_failure(intent, result)
+            if retried is None:
                 return False
+            intent = retried
         self.report.status = "failed"
         self.report.error = f"batch still failing after {MAX_ATTEMPTS_PER_TICK} tries"
         return False
@@ -298,7 +300,7 @@ class TableTick:
             day=day,
             shards=intent.shards,
             rows=result.output_rows or 0,
-            bytes=intent.size,
+            byte_count=intent.size,
             format=self.table.format,
             claimed_at=intent.created,
             loaded_at=result.ended or datetime.now(UTC),
@@ -307,16 +309,12 @@ class TableTick:
 
     def _close_intent(self, intent: Intent) -> None:
         self._step("close-intent")
-        try:
+        with contextlib.suppress(ObjectNotFound):
             self.store.delete(layout.intent(intent.table, intent.batch_id))
-        except ObjectNotFound:
-            pass
 
     def _delete_quietly(self, info: ObjectInfo) -> None:
-        try:
+        with contextlib.suppress(ObjectNotFound):
             self.store.delete(info.name, if_generation_match=info.generation)
-        except ObjectNotFound:
-            pass
 
     def _parallel(self, fn: Callable[[Any], object], items: Iterable[Any]) -> None:
         work = list(items)

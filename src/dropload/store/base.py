@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,10 +90,8 @@ class Store(abc.ABC):
             moved = self.copy(src, dst)
         except (ObjectExists, ObjectNotFound) as exc:
             moved = self._earlier_copy(src, dst, exc)
-        try:
+        with contextlib.suppress(ObjectNotFound):
             self.delete(src.name, if_generation_match=src.generation)
-        except ObjectNotFound:
-            pass
         return moved
 
     def _earlier_copy(self, src: ObjectInfo, dst: str, exc: StoreError) -> ObjectInfo:
@@ -106,4 +105,3 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
-

@@ -32,7 +32,7 @@ class GcsStore(Store):
     """Objects under `gs://bucket/prefix/`."""
 
     def __init__(self, url: str, *, api_endpoint: str | None = None) -> None:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         bucket, _, prefix = url.removeprefix("gs://").partition("/")
         self.url = url.rstrip("/")
@@ -175,7 +175,7 @@ def _client(storage: Any, api_endpoint: str | None) -> Any:
 
     return storage.Client(
         project="dropload-local",
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options={"api_endpoint": api_endpoint},
     )
 

@@ -46,7 +46,9 @@ class LocalStore(Store):
             self._tmp.mkdir(parents=True, exist_ok=True)
             self._locks.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(self.url, f"cannot create the folder: {exc}") from None
+            raise StoreUnavailable(
+                self.url, f"cannot create the folder: {exc}"
+            ) from None
 
     def write(
         self,

@@ -70,9 +70,9 @@ class BigQueryWarehouse(Warehouse):
             dest = getattr(job, "destination", None)
             if getattr(job, "job_type", "") != "load" or dest is None:
                 continue
-            if dest.dataset_id == dataset and dest.table_id.split("$")[0] == table:
-                if job.created is None or job.created >= since:
-                    found.append(_result(job))
+            same = dest.dataset_id == dataset and dest.table_id.split("$")[0] == table
+            if same and (job.created is None or job.created >= since):
+                found.append(_result(job))
         return found
 
     def row_count(self, destination: str) -> int:
@@ -169,7 +169,7 @@ def _client(bigquery: Any, config: WarehouseConfig) -> Any:
     return bigquery.Client(
         project=config.project,
         location=config.location,
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options={"api_endpoint": config.api_endpoint},
     )
 
@@ -186,8 +186,13 @@ def _result(job: Any) -> JobResult:
         error_message=error.get("message") if error else None,
         errors=tuple(job.errors or ()),
         output_rows=int(stats_rows) if stats_rows is not None else None,
-        bad_records=int(getattr(job, "_properties", {}).get("statistics", {})
-                        .get("load", {}).get("badRecords", 0) or 0),
+        bad_records=int(
+            getattr(job, "_properties", {})
+            .get("statistics", {})
+            .get("load", {})
+            .get("badRecords", 0)
+            or 0
+        ),
         input_files=getattr(job, "input_files", None),
         created=job.created,
         ended=job.ended,
