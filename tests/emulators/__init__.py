@@ -1,0 +1,1 @@
+"""Cloud Storage and BigQuery emulators for the tests, with the shims they need."""
