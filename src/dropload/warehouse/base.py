@@ -23,6 +23,9 @@ MAX_FILES_PER_JOB = 10_000_000
 MAX_BYTES_PER_JOB = 15 * 10**12
 """BigQuery loads at most 15 TB in one load job."""
 
+MAX_NDJSON_ROW_BYTES = 100 * 1024 * 1024
+"""BigQuery refuses an NDJSON row (one line) larger than 100 MB."""
+
 LOADS_PER_TABLE_PER_DAY = 1500
 """BigQuery's hard limit of load jobs per table per day, failed ones included."""
 

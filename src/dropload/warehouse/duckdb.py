@@ -22,7 +22,13 @@ import duckdb
 from dropload.encoding import decode_shard, encode_ndjson
 from dropload.errors import WarehouseError
 from dropload.schema import RecordCodec, SchemaField, duckdb_type
-from dropload.warehouse.base import JobResult, LoadRequest, Warehouse, check_job_id
+from dropload.warehouse.base import (
+    MAX_NDJSON_ROW_BYTES,
+    JobResult,
+    LoadRequest,
+    Warehouse,
+    check_job_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +230,7 @@ def _insert_ndjson(
     columns = {f.name: _read_type(f) for f in request.fields}
     select = ", ".join(_select_expr(f) for f in request.fields)
     names = ", ".join(_quote(f.name) for f in request.fields)
-    options = "format='newline_delimited', maximum_object_size=104857600"
+    options = f"format='newline_delimited', maximum_object_size={MAX_NDJSON_ROW_BYTES}"
     before = _count(con, request.target)
     con.execute(
         f"INSERT INTO {_qualified(request.target)} ({names}) SELECT {select}"
