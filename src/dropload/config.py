@@ -228,6 +228,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(file), "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(file), f"cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(file), f"not valid TOML: {exc}") from None
     return parse_config(raw, file)
@@ -238,6 +240,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     tables = raw.get("tables", {})
     if not isinstance(tables, dict) or not tables:
         raise ConfigError("tables", "define at least one [tables.NAME] section")
+    _refuse_filled_in_keys(raw, tables, path)
     named = {
         name: dict(body, name=name) if isinstance(body, dict) else body
         for name, body in tables.items()
@@ -246,6 +249,18 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         return Config.model_validate({**raw, "tables": named, "path": path})
     except ValidationError as exc:
         raise _config_error(exc, path) from None
+
+
+def _refuse_filled_in_keys(
+    raw: dict[str, Any], tables: dict[str, Any], path: Path
+) -> None:
+    """`path` and a table's `name` come from the file itself, never from keys."""
+    problem = f"unknown key in {path.name}; check its spelling"
+    if "path" in raw:
+        raise ConfigError("path", problem)
+    for name, body in tables.items():
+        if isinstance(body, dict) and "name" in body:
+            raise ConfigError(f"tables.{name}.name", problem)
 
 
 def _config_error(exc: ValidationError, path: Path) -> ConfigError:
