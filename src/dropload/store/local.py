@@ -125,7 +125,7 @@ class LocalStore(Store):
 
     def _path(self, name: str) -> Path:
         parts = name.split("/")
-        if not name or any(part in ("", ".", "..") for part in parts[:-1]):
+        if any(part in ("", ".", "..") for part in parts):
             raise StoreError(name, "object names must be relative, without . or ..")
         if parts[0] == _HIDDEN:
             raise StoreError(name, f"{_HIDDEN}/ is reserved for the store itself")
