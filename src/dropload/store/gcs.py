@@ -20,7 +20,7 @@ from dropload.errors import (
     PreconditionFailed,
     StoreUnavailable,
 )
-from dropload.retry import store_retry
+from dropload.retry import STORE_DEADLINE_SECONDS, store_retry
 from dropload.store.base import ObjectInfo, Store
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,14 @@ T = TypeVar("T")
 class GcsStore(Store):
     """Objects under `gs://bucket/prefix/`."""
 
-    def __init__(self, url: str, *, api_endpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_endpoint: str | None = None,
+        deadline: float = STORE_DEADLINE_SECONDS,
+    ) -> None:
+        """Open the bucket; each call retries transient failures up to `deadline` s."""
         from google.cloud import storage  # type: ignore[attr-defined]
 
         bucket, _, prefix = url.removeprefix("gs://").partition("/")
@@ -40,7 +47,7 @@ class GcsStore(Store):
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.client = _client(storage, api_endpoint)
         self.bucket = self.client.bucket(bucket)
-        self._retry = store_retry()
+        self._retry = store_retry(deadline)
 
     def write(
         self,
@@ -95,20 +102,29 @@ class GcsStore(Store):
         return data
 
     def copy(self, src: ObjectInfo, dst: str) -> ObjectInfo:
-        """objects.copy guarded by ifSourceGenerationMatch and ifGenerationMatch=0."""
+        """objects.copy guarded by ifSourceGenerationMatch and ifGenerationMatch=0.
+
+        Raises ObjectExists, PreconditionFailed (source changed) or ObjectNotFound.
+        """
         source = self.bucket.blob(self._key(src.name))
-        copied = self._call(
-            dst,
-            lambda: self.bucket.copy_blob(
-                source,
-                self.bucket,
-                self._key(dst),
-                if_generation_match=0,
-                if_source_generation_match=src.generation,
-                retry=self._retry,
-            ),
-            exists_is_conflict=True,
-        )
+        try:
+            copied = self._call(
+                dst,
+                lambda: self.bucket.copy_blob(
+                    source,
+                    self.bucket,
+                    self._key(dst),
+                    if_generation_match=0,
+                    if_source_generation_match=src.generation,
+                    retry=self._retry,
+                ),
+            )
+        except PreconditionFailed:
+            # One 412 answers both guards: a target that exists wins, else the
+            # source is no longer at the generation that was listed.
+            if self.stat(dst) is not None:
+                raise ObjectExists(dst) from None
+            raise PreconditionFailed(src.name, src.generation) from None
         return self._info(copied)
 
     def delete(self, name: str, *, if_generation_match: int | None = None) -> None:
@@ -159,6 +175,10 @@ class GcsStore(Store):
             raise PreconditionFailed(name, expected) from None
         except api_exceptions.NotFound:
             raise ObjectNotFound(name) from None
+        except api_exceptions.RetryError as exc:
+            cause = type(exc.cause).__name__ if exc.cause else "no answer"
+            message = f"Cloud Storage did not answer before the deadline: {cause}"
+            raise StoreUnavailable(name, message) from exc
         except (api_exceptions.GoogleAPICallError, OSError) as exc:
             message = f"Cloud Storage did not answer: {type(exc).__name__}"
             raise StoreUnavailable(name, message) from exc
