@@ -56,7 +56,9 @@ class Stager:
         self.settings = self.config.stager
         fields = load_schema_file(self.config.resolve(self.table.schema_file))
         self._codec = RecordCodec(table, fields)
-        self._store = store or open_store(self.config)
+        self._store = store or open_store(
+            self.config, deadline=self.settings.upload_deadline_seconds
+        )
         spool_root = (
             self.config.resolve(self.settings.spool_dir)
             if self.settings.spool_dir
@@ -69,6 +71,9 @@ class Stager:
         self._items: list[Any] = []
         self._bytes = 0
         self._in_flight = 0
+        self._taken = 0
+        self._uploading: set[int] = set()
+        """Numbers of the batches taken from the buffer and not yet written."""
         self._oldest: float | None = None
         self._closed = False
         self.shards_written = 0
@@ -102,22 +107,26 @@ class Stager:
             self.append(record)
 
     def flush(self) -> None:
-        """Write what is buffered; on return it is durable. Raises nothing new."""
+        """Write what is buffered; on return it is durable. Raises nothing new.
+
+        Batches other threads took from the buffer before this call are waited
+        for too, so every record appended before flush() is durable on return.
+        """
         with self._lock:
             batch = self._take() if self._items else None
+            earlier = set(self._uploading)
         if batch is not None:
             self._upload(*batch)
         elif len(self._spool):
             with self._upload_lock:
                 self._spool.drain(self._store)
+        self._wait_for(earlier)
 
     def close(self) -> None:
         """Flush and stop; later appends raise. Safe to call twice."""
-        if self._closed:
-            return
-        self.flush()
         with self._lock:
             self._closed = True
+        self.flush()
         lifecycle.unregister(self)
 
     def __enter__(self) -> Stager:
@@ -172,13 +181,15 @@ class Stager:
             or self._bytes >= self.settings.max_bytes
         )
 
-    def _take(self) -> tuple[list[Any], int]:
+    def _take(self) -> tuple[list[Any], int, int]:
         items, size = self._items, self._bytes
         self._items, self._bytes, self._oldest = [], 0, None
         self._in_flight += size
-        return items, size
+        self._taken += 1
+        self._uploading.add(self._taken)
+        return items, size, self._taken
 
-    def _upload(self, items: list[Any], size: int) -> None:
+    def _upload(self, items: list[Any], size: int, number: int) -> None:
         try:
             data = self._serialise(items)
             with self._upload_lock:
@@ -188,7 +199,14 @@ class Stager:
         finally:
             with self._lock:
                 self._in_flight -= size
+                self._uploading.discard(number)
                 self._room.notify_all()
+
+    def _wait_for(self, batches: set[int]) -> None:
+        """Block until the numbered batches are written (or spooled)."""
+        with self._lock:
+            while batches & self._uploading:
+                self._room.wait()
 
     def _serialise(self, items: list[Any]) -> bytes:
         if self.table.format == "avro":

@@ -8,16 +8,22 @@ from dropload.store.base import ROWS_METADATA, ObjectInfo, Store
 __all__ = ["ROWS_METADATA", "ObjectInfo", "Store", "open_store"]
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, deadline: float | None = None) -> Store:
     """The store the config names: GcsStore for gs:// URLs, else LocalStore.
 
-    A local folder is taken relative to the config file's folder.
+    A local folder is taken relative to the config file's folder; `deadline`
+    bounds each Cloud Storage call's retries (default STORE_DEADLINE_SECONDS).
     """
     store = config.store
     if store.is_cloud:
+        from dropload.retry import STORE_DEADLINE_SECONDS
         from dropload.store.gcs import GcsStore
 
-        return GcsStore(store.url, api_endpoint=store.api_endpoint)
+        return GcsStore(
+            store.url,
+            api_endpoint=store.api_endpoint,
+            deadline=deadline or STORE_DEADLINE_SECONDS,
+        )
     from dropload.store.local import LocalStore
 
     return LocalStore(config.resolve(store.url.removeprefix("file://")))
