@@ -7,7 +7,7 @@ deadline, so a call never loops forever and a terminal error is never retried.
 from __future__ import annotations
 
 from google.api_core import exceptions as api_exceptions
-from google.api_core.retry import Retry, if_exception_type
+from google.api_core.retry import Retry
 
 TRANSIENT_REASONS = frozenset(
     {
@@ -38,6 +38,9 @@ TRANSIENT_HTTP = (
 STORE_DEADLINE_SECONDS = 120.0
 """How long one store call may keep retrying before the caller gets an error."""
 
+API_DEADLINE_SECONDS = 60.0
+"""How long one BigQuery API call may keep retrying before the caller gets an error."""
+
 
 def _is_transient_http(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_HTTP):
@@ -58,10 +61,10 @@ def store_retry(deadline: float = STORE_DEADLINE_SECONDS) -> Retry:
     )
 
 
-def api_retry(deadline: float = 60.0) -> Retry:
+def api_retry(deadline: float = API_DEADLINE_SECONDS) -> Retry:
     """Retry for idempotent BigQuery API calls (job get/insert with a job id)."""
     return Retry(
-        predicate=if_exception_type(*TRANSIENT_HTTP),
+        predicate=_is_transient_http,
         initial=0.5,
         maximum=10.0,
         multiplier=2.0,

@@ -11,18 +11,25 @@ from google.api_core import exceptions as api_exceptions
 
 from dropload.config import TableConfig, WarehouseConfig
 from dropload.errors import WarehouseError
-from dropload.retry import api_retry
+from dropload.retry import API_DEADLINE_SECONDS, api_retry
 from dropload.warehouse.base import JobResult, LoadRequest, Warehouse, check_job_id
 
 logger = logging.getLogger(__name__)
 
 _FORMATS = {"ndjson": "NEWLINE_DELIMITED_JSON", "avro": "AVRO"}
 
+_UNANSWERED = (api_exceptions.GoogleAPIError, OSError)
+"""What the client raises when BigQuery refused a call or never answered it
+(RetryError after the deadline, requests' connection errors are OSErrors)."""
+
 
 class BigQueryWarehouse(Warehouse):
     """Load jobs in one project and location."""
 
-    def __init__(self, config: WarehouseConfig) -> None:
+    def __init__(
+        self, config: WarehouseConfig, *, deadline: float = API_DEADLINE_SECONDS
+    ) -> None:
+        """Open a client; API calls retry transient failures for `deadline` s."""
         from google.cloud import bigquery
 
         self._bq = bigquery
@@ -30,42 +37,46 @@ class BigQueryWarehouse(Warehouse):
         self.location = config.location
         self.client = _client(bigquery, config)
         self._datasets: set[str] = set()
+        self._deadline = deadline
 
     def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
-        """jobs.insert with the job id; on 409, jobs.get of the existing job."""
+        """jobs.insert with the job id; on 409, jobs.get of the existing job.
+
+        Raises WarehouseError when BigQuery refuses the insert or does not answer.
+        """
         check_job_id(request.job_id)
-        self._ensure_dataset(request.target)
         try:
-            job = self.client.load_table_from_uri(
-                list(request.source_uris),
-                self._table_ref(request),
-                job_id=request.job_id,
-                job_config=self._job_config(request),
-                location=self.location,
-                retry=api_retry(),
-            )
-        except api_exceptions.Conflict:
-            logger.info("job %s: exists already, fetching it", request.job_id)
-            job = self._get(request.job_id)
-        except api_exceptions.GoogleAPICallError as exc:
-            raise WarehouseError(f"job {request.job_id}: insert failed: {exc}") from exc
-        return self._wait(job, timeout)
+            self._ensure_dataset(request.target)
+            job = self._insert(request)
+            return self._wait(job, timeout)
+        except _UNANSWERED as exc:
+            raise _unanswered(f"job {request.job_id}", exc) from exc
 
     def get_job(self, job_id: str) -> JobResult | None:
-        """jobs.get in the configured location; None on 404."""
+        """jobs.get in the configured location; None on 404; raises WarehouseError."""
         try:
             job = self._get(job_id)
         except api_exceptions.NotFound:
             return None
+        except _UNANSWERED as exc:
+            raise _unanswered(f"job {job_id}", exc) from exc
         return _result(job)
 
     def list_load_jobs(self, destination: str, since: datetime) -> list[JobResult]:
-        """jobs.list (all users) since `since`, load jobs into `destination`."""
+        """jobs.list (all users) since `since`, load jobs into `destination`.
+
+        Raises WarehouseError when BigQuery does not answer.
+        """
+        try:
+            jobs = list(
+                self.client.list_jobs(
+                    min_creation_time=since, all_users=True, retry=self._retry()
+                )
+            )
+        except _UNANSWERED as exc:
+            raise _unanswered(f"table {destination}: jobs.list", exc) from exc
         dataset, table = destination.split(".")[-2:]
         found = []
-        jobs = self.client.list_jobs(
-            min_creation_time=since, all_users=True, retry=api_retry()
-        )
         for job in jobs:
             dest = getattr(job, "destination", None)
             if getattr(job, "job_type", "") != "load" or dest is None:
@@ -78,26 +89,54 @@ class BigQueryWarehouse(Warehouse):
     def row_count(self, destination: str) -> int:
         """tables.get numRows (0 when the table does not exist)."""
         try:
-            table = self.client.get_table(self._qualified(destination))
+            table = self.client.get_table(
+                self._qualified(destination), retry=self._retry()
+            )
         except api_exceptions.NotFound:
             return 0
+        except _UNANSWERED as exc:
+            raise _unanswered(f"table {destination}", exc) from exc
         return int(table.num_rows or 0)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """jobs.query and fetch every row."""
-        rows = self.client.query(sql, location=self.location).result()
-        return [tuple(row.values()) for row in rows]
+        """jobs.query and fetch every row; raises WarehouseError."""
+        try:
+            rows = self.client.query(sql, location=self.location).result()
+            return [tuple(row.values()) for row in rows]
+        except _UNANSWERED as exc:
+            raise _unanswered("query", exc) from exc
 
     def close(self) -> None:
         """Close the client's HTTP session."""
         self.client.close()
 
+    def _retry(self) -> Any:
+        return api_retry(self._deadline)
+
+    def _insert(self, request: LoadRequest) -> Any:
+        try:
+            return self.client.load_table_from_uri(
+                list(request.source_uris),
+                self._table_ref(request),
+                job_id=request.job_id,
+                job_config=self._job_config(request),
+                location=self.location,
+                retry=self._retry(),
+            )
+        except api_exceptions.Conflict as exc:
+            logger.info("job %s: exists already, fetching it", request.job_id)
+            try:
+                return self._get(request.job_id)
+            except api_exceptions.NotFound:
+                message = f"job {request.job_id}: insert answered 409 but no such job"
+                raise WarehouseError(f"{message}: {exc}") from exc
+
     def _get(self, job_id: str) -> Any:
-        return self.client.get_job(job_id, location=self.location, retry=api_retry())
+        return self.client.get_job(job_id, location=self.location, retry=self._retry())
 
     def _wait(self, job: Any, timeout: float) -> JobResult:
         try:
-            job.result(timeout=timeout, retry=api_retry())
+            job.result(timeout=timeout, retry=self._retry())
         except concurrent.futures.TimeoutError:
             logger.warning("job %s: still %s after %ss", job.job_id, job.state, timeout)
         except api_exceptions.GoogleAPICallError:
@@ -110,11 +149,11 @@ class BigQueryWarehouse(Warehouse):
             return
         ref = self._bq.DatasetReference(self.project, dataset)
         try:
-            self.client.get_dataset(ref, retry=api_retry())
+            self.client.get_dataset(ref, retry=self._retry())
         except api_exceptions.NotFound:
             new = self._bq.Dataset(ref)
             new.location = self.location
-            self.client.create_dataset(new, exists_ok=True, retry=api_retry())
+            self.client.create_dataset(new, exists_ok=True, retry=self._retry())
         self._datasets.add(dataset)
 
     def _qualified(self, destination: str) -> str:
@@ -171,6 +210,17 @@ def _client(bigquery: Any, config: WarehouseConfig) -> Any:
         location=config.location,
         credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options={"api_endpoint": config.api_endpoint},
+    )
+
+
+def _unanswered(subject: str, exc: BaseException) -> WarehouseError:
+    if isinstance(exc, api_exceptions.GoogleAPICallError):
+        return WarehouseError(f"{subject}: BigQuery refused the call: {exc}")
+    cause = exc.cause if isinstance(exc, api_exceptions.RetryError) else exc
+    name = type(cause).__name__ if cause is not None else "no answer"
+    return WarehouseError(
+        f"{subject}: BigQuery did not answer ({name}); check the network"
+        " (and warehouse.api_endpoint when set), then run again"
     )
 
 
