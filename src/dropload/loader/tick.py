@@ -94,6 +94,10 @@ class TableTick:
             logger.info("%s", exc)
             self.report.status, self.report.error = "skipped", str(exc)
             return self.report
+        except DroploadError as exc:
+            logger.error("table %s: tick failed taking the lease: %s", name, exc)
+            self.report.status, self.report.error = "failed", str(exc)
+            return self.report
         stop = self._lease.keep_alive()
         try:
             self._work()
