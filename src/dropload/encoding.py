@@ -25,7 +25,7 @@ NDJSON_SUFFIX = ".ndjson"
 AVRO_SUFFIX = ".avro"
 
 AVRO_CODECS = ("null", "deflate", "snappy")
-"""Avro block codecs that both fastavro and BigQuery load jobs read."""
+"""Avro block codecs BigQuery documents for loads; snappy needs cramjam installed."""
 
 _Reviver = Callable[[Any], Any]
 
