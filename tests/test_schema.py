@@ -386,9 +386,15 @@ def test_bytes_json_is_base64() -> None:
         assert avro_value("BYTES", value) == raw
 
 
-def test_bytes_refuses_str() -> None:
-    """A str is not BYTES: the caller must choose an encoding."""
-    assert "expected bytes" in refusal(codec_for("BYTES"), {"v": "abc"}).problem
+def test_bytes_takes_base64_str() -> None:
+    """A base64 str (BigQuery's JSON encoding, as `loader stage` reads) is BYTES."""
+    assert json_value("BYTES", "aGk=") == "aGk="
+    assert avro_value("BYTES", "aGk=") == b"hi"
+
+
+def test_bytes_refuses_str_that_is_not_base64() -> None:
+    """A str that is not base64 is refused for BYTES, saying base64 is expected."""
+    assert "base64" in refusal(codec_for("BYTES"), {"v": "not base64!"}).problem
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import os
@@ -452,7 +453,20 @@ def _bytes_avro(value: Any) -> bytes:
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    raise _wrong("bytes, bytearray or memoryview", value, "encode the value first")
+    if isinstance(value, str):
+        return _base64_text(value)
+    raise _wrong("bytes or a base64 str", value, "encode the value first")
+
+
+def _base64_text(value: str) -> bytes:
+    """BYTES as BigQuery's JSON encoding gives them: base64 text (as in NDJSON)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        pass
+    raise _Refusal(
+        "expected base64 text for BYTES (BigQuery's JSON encoding), got a str that is not"
+    )
 
 
 def _bytes_json(value: Any) -> str:
