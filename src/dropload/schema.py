@@ -465,7 +465,8 @@ def _base64_text(value: str) -> bytes:
     except (ValueError, binascii.Error):
         pass
     raise _Refusal(
-        "expected base64 text for BYTES (BigQuery's JSON encoding), got a str that is not"
+        "expected base64 text for BYTES (BigQuery's JSON encoding),"
+        " got a str that is not"
     )
 
 
