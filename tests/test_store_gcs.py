@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 from google.cloud import storage
 
+from cloud_fixtures import closed_endpoint
 from dropload.errors import (
     ObjectExists,
     ObjectNotFound,
@@ -34,14 +34,6 @@ def store(gcs_emulator, gcs_bucket: str) -> Iterator[GcsStore]:
 
 def _content(client: storage.Client, bucket: str, name: str) -> bytes:
     return client.bucket(bucket).blob(f"{PREFIX}/{name}").download_as_bytes()
-
-
-def _closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_write_is_create_if_absent(store: GcsStore, gcs_client, gcs_bucket) -> None:
@@ -196,7 +188,7 @@ def test_uri_is_the_load_source(store: GcsStore, gcs_bucket) -> None:
 
 def test_unreachable_endpoint_raises_store_unavailable(gcs_bucket) -> None:
     """A closed port on 127.0.0.1 gives StoreUnavailable once the deadline passes."""
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = closed_endpoint()
     store = GcsStore(f"gs://{gcs_bucket}/dl", api_endpoint=endpoint, deadline=1.0)
     started = time.monotonic()
 
