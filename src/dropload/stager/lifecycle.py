@@ -78,8 +78,16 @@ def _install_sigterm() -> None:
         return
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        flush_all()
+        # The handler runs in the main thread, which may hold a stager's lock in
+        # the middle of append(); flushing here would wait for it forever. A
+        # second SIGTERM during the flush ends the process at once.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=_flush_and_die, name="dropload-sigterm").start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _flush_and_die() -> None:
+    """Close every stager, then end the process as SIGTERM would have."""
+    flush_all()
+    os.kill(os.getpid(), signal.SIGTERM)
