@@ -167,10 +167,10 @@ class Stager:
             raise DroploadError(f"table {self.table.name}: stager is closed")
 
     def _wait_for_room(self, size: int) -> None:
+        # Only an upload under way frees room; with none, the caller writes the
+        # buffer itself once it reaches the ceiling (see _full).
         limit = self.settings.max_buffer_bytes
-        while self._bytes + self._in_flight + size > limit and (
-            self._items or self._in_flight
-        ):
+        while self._in_flight and self._bytes + self._in_flight + size > limit:
             if self.settings.when_full == "raise":
                 raise BufferFull(self.table.name, limit)
             self._room.wait(timeout=1.0)
@@ -179,6 +179,7 @@ class Stager:
         return (
             len(self._items) >= self.settings.max_records
             or self._bytes >= self.settings.max_bytes
+            or self._bytes >= self.settings.max_buffer_bytes
         )
 
     def _take(self) -> tuple[list[Any], int, int]:
