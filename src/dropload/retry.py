@@ -24,6 +24,8 @@ TRANSIENT_REASONS = frozenset(
 QUOTA_REASONS = frozenset({"quotaExceeded"})
 """Reasons that mean the table or project ran out of jobs: pause, don't retry now."""
 
+_TABLE_UPDATES = "table update operations"
+
 TRANSIENT_HTTP = (
     api_exceptions.TooManyRequests,
     api_exceptions.InternalServerError,
@@ -72,13 +74,19 @@ def api_retry(deadline: float = API_DEADLINE_SECONDS) -> Retry:
     )
 
 
-def is_transient_reason(reason: str | None) -> bool:
-    """True when a job that failed for `reason` may succeed on a new attempt."""
+def is_transient_reason(reason: str | None, message: str = "") -> bool:
+    """True when a job that failed for `reason` may succeed on a new attempt.
+
+    "Too many table update operations" is a short rate limit even when BigQuery
+    files it under quotaExceeded: retry it, don't pause the table.
+    """
+    if reason in QUOTA_REASONS:
+        return _TABLE_UPDATES in message.lower()
     return reason in TRANSIENT_REASONS
 
 
 def is_quota_reason(reason: str | None, message: str = "") -> bool:
     """True when the failure means the load-job quota ran out."""
     if reason in QUOTA_REASONS:
-        return "table update operations" not in message.lower()
+        return _TABLE_UPDATES not in message.lower()
     return False

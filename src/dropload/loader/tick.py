@@ -232,7 +232,7 @@ class TableTick:
             reason,
             message,
         )
-        if is_transient_reason(reason):
+        if is_transient_reason(reason, message):
             retried = intent.next_attempt(f"{reason}")
             self._step("rewrite-intent")
             self._write_intent(retried, intent)
