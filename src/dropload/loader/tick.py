@@ -238,6 +238,10 @@ class TableTick:
             self._write_intent(retried, intent)
             return retried
         if is_quota_reason(reason, message):
+            # The failed job keeps its id: the next tick must insert a new one,
+            # or BigQuery answers 409 with this same quota error for ever.
+            self._step("rewrite-intent")
+            self._write_intent(intent.next_attempt(f"{reason}"), intent)
             self.report.status = "paused"
             self.report.error = f"quota exceeded: {message}"
             return None
