@@ -17,6 +17,7 @@ from google.cloud import bigquery, storage
 
 from cloud_fixtures import (
     CloudProject,
+    DelegatingWarehouse,
     archived_shards,
     closed_endpoint,
     load_jobs,
@@ -35,7 +36,7 @@ from dropload.shard import BATCH_ID, new_shard_name
 from dropload.stager import Stager
 from dropload.stager.spool import SPOOLED_METADATA
 from dropload.store.gcs import GcsStore
-from dropload.warehouse.base import JobResult, LoadRequest, Warehouse
+from dropload.warehouse.base import JobResult, LoadRequest
 from dropload.warehouse.bigquery import BigQueryWarehouse
 
 pytestmark = pytest.mark.emulator
@@ -195,11 +196,11 @@ def test_job_id_names_the_table_and_the_batch(
     assert (manifest.job_id, manifest.batch_id) == (job_id, batch_id)
 
 
-class _StagingDuringLoad(Warehouse):
+class _StagingDuringLoad(DelegatingWarehouse):
     """The real warehouse, but a writer stages a shard inside every `load()`."""
 
     def __init__(self, real: BigQueryWarehouse, project: CloudProject) -> None:
-        self.real = real
+        super().__init__(real)
         self.project = project
         self.next_id = 1000
 
@@ -207,21 +208,6 @@ class _StagingDuringLoad(Warehouse):
         stage(self.project, self.next_id, self.next_id + 2)
         self.next_id += 2
         return self.real.load(request, timeout=timeout)
-
-    def get_job(self, job_id: str) -> JobResult | None:
-        return self.real.get_job(job_id)
-
-    def list_load_jobs(self, destination: str, since: datetime) -> list[JobResult]:
-        return self.real.list_load_jobs(destination, since)
-
-    def row_count(self, destination: str) -> int:
-        return self.real.row_count(destination)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.real.query(sql)
-
-    def close(self) -> None:
-        self.real.close()
 
 
 def test_shard_staged_during_a_load_waits_for_the_next_tick(
