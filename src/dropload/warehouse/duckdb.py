@@ -10,9 +10,10 @@ from __future__ import annotations
 import glob
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,18 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
 )"""
 
 
+_write_locks: dict[Path, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """The process's lock for writes to the DuckDB file at `path`."""
+    # Connections of one process share one database, where two writing
+    # transactions at once conflict; DuckDB's file lock keeps other processes out.
+    with _write_locks_guard:
+        return _write_locks.setdefault(path, threading.Lock())
+
+
 class _LoadError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -65,15 +78,18 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"DuckDB file {self.path}: {exc.strerror}") from None
+        with _write_lock(self.path), self._connect() as con:
             con.execute(_LEDGER_DDL)
 
     def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
         """Run the load in one transaction with its ledger row."""
         check_job_id(request.job_id)
         created = datetime.now(UTC)
-        with self._connect() as con:
+        with _write_lock(self.path), self._connect() as con:
             existing = self._job(con, request.job_id)
             if existing is not None:
                 logger.info("job %s: exists already, not run again", request.job_id)
@@ -81,7 +97,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 rows, files, bad = self._load_rows(con, request)
             except (_LoadError, duckdb.Error) as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 return self._record_failure(con, request, created, exc)
             result = JobResult(
                 job_id=request.job_id,
@@ -208,6 +224,12 @@ class DuckDBWarehouse(Warehouse):
                 result.ended,
             ],
         )
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the load's transaction, if it got as far as opening one."""
+    with suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
 
 
 def _expand(source_uris: tuple[str, ...]) -> list[str]:
