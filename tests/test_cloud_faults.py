@@ -25,12 +25,15 @@ from cloud_fixtures import (
     make_cloud_project,
     manifests,
     object_names,
+    records,
     stage,
     staged,
     table_ids,
 )
 from dropload import layout
+from dropload.errors import StoreUnavailable
 from dropload.loader import Loader, TickReport
+from dropload.stager import Stager
 from dropload.store.gcs import GcsStore
 from dropload.warehouse.base import JobResult, LoadRequest
 
@@ -323,3 +326,94 @@ def test_too_many_table_updates_is_retried_not_failed(
     assert report.status == "loaded"
     assert len(report.jobs) == 2
     _assert_loaded_once(project, gcs_client, bq_client, [0, 1], shards=1)
+
+
+class _StillRunning(DelegatingWarehouse):
+    """The job outlives the tick's wait once: reported RUNNING, though it ran.
+
+    The emulator finishes every job inside jobs.insert, so the wrapper hides the
+    first answer's DONE state as a job still running at the timeout would show.
+    """
+
+    def __init__(self, real: Any) -> None:
+        super().__init__(real)
+        self.hidden = 0
+
+    def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
+        result = self.real.load(request, timeout=timeout)
+        if self.hidden == 0:
+            self.hidden += 1
+            return replace(result, state="RUNNING", ended=None)
+        return result
+
+
+def test_job_still_running_is_judged_by_the_next_tick(
+    project: CloudProject,
+    gcs_client: storage.Client,
+    bq_client: bigquery.Client,
+    bq_dataset: str,
+) -> None:
+    """A job not DONE by the timeout keeps its batch; the next tick fetches it (409)."""
+    stage(project, 0, 3)
+    loader = project.loader(warehouse=_StillRunning(project.warehouse()))
+
+    running = loader.tick("events")
+
+    assert running.status == "running"
+    assert archived_shards(gcs_client, project) == []
+    assert len(object_names(gcs_client, project, layout.intents("events"))) == 1
+
+    done = loader.tick("events")
+    loader.close()
+
+    assert (done.status, done.jobs, done.rows) == ("loaded", running.jobs, 3)
+    assert len(load_jobs(bq_client, bq_dataset)) == 1
+    _assert_loaded_once(project, gcs_client, bq_client, [0, 1, 2], shards=1)
+
+
+class _LostAnswerStore(GcsStore):
+    """A GcsStore whose first shard write reaches the bucket but whose answer is lost.
+
+    `retry_in_client` True: the client retries and meets its own object (412);
+    False: the caller sees StoreUnavailable and must try again later.
+    """
+
+    def __init__(self, *args: Any, retry_in_client: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_in_client = retry_in_client
+        self.lost = 0
+
+    def write(self, name: str, data: bytes, **kwargs: Any) -> Any:
+        info = super().write(name, data, **kwargs)
+        if "/staging/" not in name or self.lost:
+            return info
+        self.lost += 1
+        if self.retry_in_client:
+            return super().write(name, data, **kwargs)
+        raise StoreUnavailable(name, "connection reset before the answer")
+
+
+@pytest.mark.parametrize("retry_in_client", [True, False])
+def test_shard_whose_upload_answer_was_lost_is_loaded_once(
+    project: CloudProject,
+    gcs_client: storage.Client,
+    bq_client: bigquery.Client,
+    retry_in_client: bool,
+) -> None:
+    """A shard that reached the store though the writer saw an error lands once."""
+    store = _LostAnswerStore(
+        f"gs://{project.bucket}/dl",
+        api_endpoint=project.gcs_endpoint,
+        retry_in_client=retry_in_client,
+    )
+    with Stager(project.config, "events", store=store) as writer:
+        writer.extend(records(0, 3))
+        writer.flush()
+        writer.extend(records(3, 5))
+
+    assert store.lost == 1
+    assert writer.spooled == 0
+    assert len(staged(gcs_client, project)) == 2
+    [report] = _run_once(project)
+    assert report.status == "loaded"
+    _assert_loaded_once(project, gcs_client, bq_client, list(range(5)), shards=2)

@@ -8,6 +8,7 @@ so where that matters.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -504,3 +505,37 @@ def test_write_empty_into_a_loaded_table_fails_and_keeps_the_shard(
     assert table_ids(bq_client, project) == [0, 1]
     assert len(manifests(gcs_client, project)) == 1
     assert len(load_jobs(bq_client, bq_dataset)) == 2
+
+
+def test_objects_that_are_not_shards_stay_in_staging(
+    project: CloudProject, gcs_client: storage.Client, bq_client: bigquery.Client
+) -> None:
+    """Only this table's shard files are claimed; other objects in staging stay."""
+    stage(project, 0, 2)
+    bucket = gcs_client.bucket(project.bucket)
+    junk = ["README", "upload.ndjson.partial", new_shard_name("avro")]
+    for name in junk:
+        blob = bucket.blob(project.key(layout.staging("events") + name))
+        blob.upload_from_string(b'{"id": 99}\n')
+
+    [report] = _run_once(project)
+
+    assert (report.status, report.shards) == ("loaded", 1)
+    assert staged(gcs_client, project) == sorted(junk)
+    assert table_ids(bq_client, project) == [0, 1]
+
+
+def test_missing_dataset_is_created_by_the_first_load(
+    make: Any, bq_client: bigquery.Client
+) -> None:
+    """A destination in a dataset that does not exist yet gets the dataset."""
+    dataset = f"new_{uuid.uuid4().hex[:12]}"
+    project = make(tables={"events": {"destination": f"{dataset}.events"}})
+    stage(project, 0, 2)
+
+    [report] = _run_once(project)
+
+    assert report.status == "loaded"
+    assert bq_client.get_dataset(dataset).dataset_id == dataset
+    assert table_ids(bq_client, project) == [0, 1]
+    bq_client.delete_dataset(dataset, delete_contents=True)
