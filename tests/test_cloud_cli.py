@@ -150,3 +150,24 @@ def test_stage_command_writes_one_shard_with_its_row_count(
     blob = gcs_client.bucket(project.bucket).get_blob(project.key(name))
     assert blob.metadata == {ROWS_METADATA: "5"}
     assert len(blob.download_as_bytes().splitlines()) == 5
+
+
+def test_run_once_with_a_missing_bucket_exits_1_naming_it(
+    tmp_path: Path, gcs_emulator, bq_emulator, bq_dataset: str
+) -> None:
+    """A store.url whose bucket does not exist fails each table with one clear line."""
+    project = make_cloud_project(
+        tmp_path / "project",
+        bucket="no-such-bucket-here",
+        dataset=bq_dataset,
+        gcs_endpoint=gcs_emulator.endpoint,
+        bq_endpoint=bq_emulator.endpoint,
+    )
+
+    result = _loader(project, "run-once")
+
+    assert result.exit_code == 1
+    named = [line for line in result.stderr.splitlines() if line.startswith("table ")]
+    assert len(named) == 1
+    assert "bucket no-such-bucket-here does not exist" in named[0]
+    assert "Traceback" not in result.output

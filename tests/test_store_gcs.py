@@ -14,6 +14,7 @@ from dropload.errors import (
     ObjectExists,
     ObjectNotFound,
     PreconditionFailed,
+    StoreError,
     StoreUnavailable,
 )
 from dropload.store.base import ROWS_METADATA
@@ -199,4 +200,16 @@ def test_unreachable_endpoint_raises_store_unavailable(gcs_bucket) -> None:
 
     assert caught.value.object_name == "t/staging/a"
     assert time.monotonic() - started < 20
+    store.close()
+
+
+def test_missing_bucket_is_named(gcs_emulator) -> None:
+    """Writes and lists in a bucket that does not exist say so, naming the bucket."""
+    store = GcsStore("gs://no-such-bucket-here/dl", api_endpoint=gcs_emulator.endpoint)
+
+    with pytest.raises(StoreError, match="bucket no-such-bucket-here does not exist"):
+        store.write("t/staging/a", b"x")
+    with pytest.raises(StoreError, match="bucket no-such-bucket-here does not exist"):
+        store.list("t/")
+    assert store.stat("t/staging/a") is None
     store.close()

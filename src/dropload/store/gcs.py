@@ -18,6 +18,7 @@ from dropload.errors import (
     ObjectExists,
     ObjectNotFound,
     PreconditionFailed,
+    StoreError,
     StoreUnavailable,
 )
 from dropload.retry import STORE_DEADLINE_SECONDS, store_retry
@@ -71,6 +72,7 @@ class GcsStore(Store):
             ),
             exists_is_conflict=if_generation_match == 0,
             expected=if_generation_match,
+            creates=True,
         )
         return self._info(blob)
 
@@ -90,6 +92,7 @@ class GcsStore(Store):
                     self.bucket_name, prefix=self._key(prefix), retry=self._retry
                 )
             ),
+            creates=True,
         )
         return sorted((self._info(blob) for blob in blobs), key=lambda i: i.name)
 
@@ -166,7 +169,13 @@ class GcsStore(Store):
         *,
         exists_is_conflict: bool = False,
         expected: int | None = None,
+        creates: bool = False,
     ) -> T:
+        """Run one client call, mapping its failures onto the store's errors.
+
+        `creates`: the call needs no existing object (a create or a list), so a
+        404 can only mean that the bucket is missing.
+        """
         try:
             return fn()
         except api_exceptions.PreconditionFailed:
@@ -174,12 +183,21 @@ class GcsStore(Store):
                 raise ObjectExists(name) from None
             raise PreconditionFailed(name, expected) from None
         except api_exceptions.NotFound:
+            if creates:
+                problem = (
+                    f"bucket {self.bucket_name} does not exist;"
+                    " create it or fix store.url"
+                )
+                raise StoreError(name, problem) from None
             raise ObjectNotFound(name) from None
         except api_exceptions.RetryError as exc:
             cause = type(exc.cause).__name__ if exc.cause else "no answer"
             message = f"Cloud Storage did not answer before the deadline: {cause}"
             raise StoreUnavailable(name, message) from exc
-        except (api_exceptions.GoogleAPICallError, OSError) as exc:
+        except api_exceptions.GoogleAPICallError as exc:
+            message = f"Cloud Storage refused the call: {exc.code} {exc.message}"
+            raise StoreUnavailable(name, message) from exc
+        except OSError as exc:
             message = f"Cloud Storage did not answer: {type(exc).__name__}"
             raise StoreUnavailable(name, message) from exc
         except Exception as exc:
