@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from cloud_fixtures import (
 from dropload import layout
 from dropload.shard import new_shard_name
 from dropload.stager import Stager
+from dropload.warehouse.base import LoadRequest
 
 pytestmark = pytest.mark.emulator
 
@@ -242,3 +243,44 @@ def test_max_bad_records_skips_a_bad_row_and_loads_the_rest(
     assert staged(gcs_client, project) == []
     [job] = load_jobs(bq_client, bq_dataset)
     assert job.error_result is None
+
+
+def test_partition_replace_targets_the_decorator_with_write_truncate(
+    build: Any, gcs_client: storage.Client, bq_client: bigquery.Client
+) -> None:
+    """A load with a partition goes to `table$YYYYMMDD` with WRITE_TRUNCATE.
+
+    The emulator does not replace partitions (it writes a table literally named
+    with the `$`), so this checks the job dropload submits, not its effect.
+    """
+    project = build(tables={"events": {"time_partitioning": {"field": "day"}}})
+    name = layout.staging("events") + new_shard_name("ndjson")
+    gcs_client.bucket(project.bucket).blob(project.key(name)).upload_from_string(
+        json.dumps({"id": 1, "day": "2026-01-26"}) + "\n"
+    )
+    table = project.config.table("events")
+    loader = project.loader()
+    request = LoadRequest(
+        job_id="dropload-events-replay-1",
+        table=table,
+        fields=loader.fields("events"),
+        source_uris=(f"gs://{project.bucket}/dl/{name}",),
+        write_disposition="WRITE_TRUNCATE",
+        partition="20260126",
+    )
+    loader.close()
+    warehouse = project.warehouse()
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+
+    result = warehouse.load(request, timeout=60)
+    listed = warehouse.list_load_jobs(table.destination, since)
+    warehouse.close()
+
+    assert result.succeeded
+    assert [job.job_id for job in listed] == ["dropload-events-replay-1"]
+    job = bq_client.get_job("dropload-events-replay-1")
+    assert job.destination.table_id == "events$20260126"
+    assert job.destination.dataset_id == project.dataset
+    assert job.write_disposition == "WRITE_TRUNCATE"
+    assert job.time_partitioning.field == "day"
