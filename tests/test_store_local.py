@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,33 @@ def test_path_traversal_names_are_refused_by_every_call(
     for call in (store.read, store.stat, store.delete):
         with pytest.raises(StoreError, match="relative"):
             call(name)
+
+
+def _no_xattrs(path: object, *args: object) -> None:
+    raise OSError(errno.ENOTSUP, "Operation not supported", str(path))
+
+
+def test_a_file_system_without_xattrs_still_stores(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where user xattrs are unsupported, writes work and carry no metadata."""
+    monkeypatch.setattr(os, "setxattr", _no_xattrs)
+    monkeypatch.setattr(os, "listxattr", _no_xattrs)
+
+    store.write("a", b"x", metadata={ROWS_METADATA: "1"})
+
+    info = store.stat("a")
+    assert info is not None
+    assert (store.read("a"), info.metadata) == (b"x", {})
+
+
+def test_a_platform_without_xattrs_still_stores(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Python has no xattr functions (macOS), writes work too."""
+    for name in ("setxattr", "listxattr", "getxattr"):
+        monkeypatch.delattr(os, name, raising=False)
+
+    store.write("a", b"x", metadata={ROWS_METADATA: "1"})
+
+    assert [(i.name, dict(i.metadata)) for i in store.list("")] == [("a", {})]
