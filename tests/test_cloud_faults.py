@@ -9,6 +9,10 @@ is released on the way out; the expired-lease test covers a dead holder.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -417,3 +421,64 @@ def test_shard_whose_upload_answer_was_lost_is_loaded_once(
     [report] = _run_once(project)
     assert report.status == "loaded"
     _assert_loaded_once(project, gcs_client, bq_client, list(range(5)), shards=2)
+
+
+_KILLED_LOADER = """
+import os, signal, sys
+
+from dropload.config import load_config
+from dropload.loader import Loader
+
+
+def hook(step):
+    if step == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Loader(load_config(sys.argv[1]), step_hook=hook).run_once()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["judge", "archive"])
+def test_loader_killed_with_sigkill_is_finished_after_its_lease_expires(
+    tmp_path: Path,
+    gcs_emulator,
+    bq_emulator,
+    gcs_bucket: str,
+    bq_dataset: str,
+    gcs_client: storage.Client,
+    bq_client: bigquery.Client,
+    step: str,
+) -> None:
+    """A loader process killed -9 mid-tick blocks the table until its lease expires.
+
+    The next loader then takes over and loads every row exactly once.
+    """
+    project = make_cloud_project(
+        tmp_path / "project",
+        bucket=gcs_bucket,
+        dataset=bq_dataset,
+        gcs_endpoint=gcs_emulator.endpoint,
+        bq_endpoint=bq_emulator.endpoint,
+        loader={"lease_seconds": 10},
+    )
+    stage(project, 0, 3)
+    stage(project, 3, 6)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_LOADER, str(project.config_path), step],
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+
+    [blocked] = _run_once(project)
+    assert blocked.status == "skipped"
+    lease = gcs_client.bucket(project.bucket).blob(project.key(layout.lease("events")))
+    expires = datetime.fromisoformat(json.loads(lease.download_as_bytes())["expires"])
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
+    [report] = _run_once(project)
+
+    assert report.status == "loaded"
+    assert len(load_jobs(bq_client, bq_dataset)) == 1
+    _assert_loaded_once(project, gcs_client, bq_client, list(range(6)), shards=2)
