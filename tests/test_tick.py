@@ -525,3 +525,70 @@ def test_manifest_round_trips(project: Project, loader: Loader) -> None:
     (manifest,) = manifests(project.store())
 
     assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_an_intent_with_half_its_shards_archived_is_finished(
+    project: Project, warehouse: WrappedWarehouse
+) -> None:
+    """A tick that died halfway through archiving is finished by the next."""
+    _stage(project, 0, 20)
+
+    def crash(at: str) -> None:
+        if at == "archive":
+            raise Crash(at)
+
+    with pytest.raises(Crash):
+        Loader(project.config, warehouse=warehouse, step_hook=crash).run_once()
+    store = project.store()
+    (intent_info,) = store.list(layout.intents(TABLE))
+    intent = Intent.from_json(store.read(intent_info.name))
+    (manifest,) = manifests(store)
+    target = layout.archived_batch(TABLE, manifest.day, intent.batch_id)
+    for shard in store.list(layout.batch(TABLE, intent.batch_id))[:2]:
+        store.move(shard, target + shard.basename)
+
+    with closing(Loader(project.config, warehouse=warehouse)) as loader:
+        report = _tick(loader)
+
+    assert report.jobs == [intent.job_id]
+    assert table_ids(project.warehouse()) == list(range(20))
+    assert len(archived(store)) == 4
+    assert len(manifests(store)) == 1
+    assert len(ledger(project.warehouse())) == 1
+    assert _leftovers(project) == []
+
+
+@pytest.mark.parametrize("step", ["unclaim", "close-intent"])
+def test_a_tick_that_dies_putting_back_a_failed_batch_is_finished(
+    project: Project, warehouse: WrappedWarehouse, step: str
+) -> None:
+    """A tick dying while it puts a failed batch back loses and doubles nothing."""
+    project.warehouse().query("CREATE SCHEMA ds")
+    project.warehouse().query("CREATE TABLE ds.events (id DATE)")
+    _stage(project, 0, 15)
+
+    def crash(at: str) -> None:
+        if at == step:
+            raise Crash(at)
+
+    with pytest.raises(Crash):
+        Loader(project.config, warehouse=warehouse, step_hook=crash).run_once()
+    with closing(Loader(project.config, warehouse=warehouse)) as loader:
+        _tick(loader)
+        project.warehouse().query("DROP TABLE ds.events")
+        report = _tick(loader)
+
+    assert report.status == "loaded"
+    assert table_ids(project.warehouse()) == list(range(15))
+    assert staged(project.store()) == []
+    assert len(archived(project.store())) == 3
+    assert _leftovers(project) == []
+
+
+def test_a_table_named_twice_ticks_once(project: Project, loader: Loader) -> None:
+    """run_once with the same table twice runs one tick of it."""
+    _stage(project, 0, 5)
+
+    reports = loader.run_once([TABLE, TABLE])
+
+    assert [(r.table, r.status) for r in reports] == [(TABLE, "loaded")]

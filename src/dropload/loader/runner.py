@@ -68,7 +68,7 @@ class Loader:
 
     def run_once(self, tables: Sequence[str] | None = None) -> list[TickReport]:
         """One tick of each table (all when `tables` is empty), tables in parallel."""
-        names = list(tables or self.config.tables)
+        names = list(dict.fromkeys(tables or self.config.tables))
         for name in names:
             self.config.table(name)
             self.fields(name)
