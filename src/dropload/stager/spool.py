@@ -68,8 +68,11 @@ class Spool:
         """
         sent = 0
         for path in self.pending():
-            meta = json.loads(Path(str(path) + _META).read_text())
-            data = path.read_bytes()
+            try:
+                meta = json.loads(Path(str(path) + _META).read_text())
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # another process or thread drained it meanwhile
             metadata = {ROWS_METADATA: str(meta["rows"]), SPOOLED_METADATA: "1"}
             try:
                 store.write(meta["name"], data, metadata=metadata)
@@ -78,7 +81,7 @@ class Spool:
             except StoreError as exc:
                 logger.warning("spool: %d shards still waiting: %s", len(self), exc)
                 return sent
-            path.unlink()
+            path.unlink(missing_ok=True)
             Path(str(path) + _META).unlink(missing_ok=True)
             sent += 1
         return sent
