@@ -219,6 +219,8 @@ def test_status_text(project: Project) -> None:
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()
     assert header.split()[:3] == ["table", "staged_shards", "staged_bytes"]
+    assert header == header.rstrip()
+    assert row == row.rstrip()
     cells = row.split()
     assert (cells[0], cells[1]) == (TABLE, "1")
     assert manifests(project.store())[0].job_id in cells

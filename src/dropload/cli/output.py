@@ -49,7 +49,8 @@ def emit(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str]) ->
         click.echo(json.dumps(list(rows), default=str, indent=1))
         return
     widths = [max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in columns]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    header = (c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    click.echo("  ".join(header).rstrip())
     for row in rows:
         cells = (
             _cell(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True)
