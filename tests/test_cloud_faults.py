@@ -289,6 +289,35 @@ def test_transient_job_failure_is_retried_under_a_new_job_id(
     _assert_loaded_once(project, gcs_client, bq_client, [0, 1, 2], shards=1)
 
 
+def test_batch_failing_every_attempt_of_a_tick_waits_for_the_next(
+    project: CloudProject,
+    gcs_client: storage.Client,
+    bq_client: bigquery.Client,
+    bq_dataset: str,
+) -> None:
+    """Three transient failures end the tick; the batch stays claimed and loads next."""
+    stage(project, 0, 3)
+    warehouse = _FailingJobs(project.warehouse(), "backendError", "down", count=3)
+    loader = project.loader(warehouse=warehouse)
+
+    failed = loader.tick("events")
+
+    assert failed.status == "failed"
+    assert [job[-2:] for job in failed.jobs] == ["-1", "-2", "-3"]
+    assert staged(gcs_client, project) == []
+    assert len(object_names(gcs_client, project, layout.intents("events"))) == 1
+
+    loaded = loader.tick("events")
+    loader.close()
+
+    assert loaded.status == "loaded"
+    assert loaded.jobs == [failed.jobs[0][:-1] + "4"]
+    [manifest] = manifests(gcs_client, project)
+    assert len(manifest.attempts_log) == 3
+    assert len(load_jobs(bq_client, bq_dataset)) == 4
+    _assert_loaded_once(project, gcs_client, bq_client, [0, 1, 2], shards=1)
+
+
 def test_quota_error_pauses_the_table_and_the_next_tick_resumes(
     project: CloudProject,
     gcs_client: storage.Client,
