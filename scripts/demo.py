@@ -60,10 +60,11 @@ def stage_slice(config: str, writer: int) -> int:
     """One writer process: stage every WRITERS-th block of rows."""
     staged = 0
     with Stager(config, TABLE) as stager:
-        for index, row in enumerate(read_rows(TABLE)):
-            if (index // SHARD_RECORDS) % WRITERS == writer:
-                stager.append(row)
-                staged += 1
+        for row in read_rows(
+            TABLE, keep=lambda i: i // SHARD_RECORDS % WRITERS == writer
+        ):
+            stager.append(row)
+            staged += 1
     return staged
 
 

@@ -43,12 +43,18 @@ def data_folder() -> Path:
     return Path(spec.origin).parent / "data"
 
 
-def read_rows(table: str) -> Iterator[dict[str, Any]]:
-    """Every row of `flights` or `weather`, typed after the schema file."""
+def read_rows(
+    table: str, keep: Callable[[int], bool] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of `flights` or `weather`, typed after the schema file.
+
+    With `keep`, only the rows whose 0-based index it accepts are converted.
+    """
     converters = _converters(table)
     with _open_csv(table) as handle:
-        for row in csv.DictReader(handle):
-            yield {name: convert(row[name]) for name, convert in converters.items()}
+        for index, row in enumerate(csv.DictReader(handle)):
+            if keep is None or keep(index):
+                yield {name: conv(row[name]) for name, conv in converters.items()}
 
 
 def _open_csv(table: str) -> io.TextIOWrapper:
