@@ -545,3 +545,28 @@ def test_a_buffer_at_the_ceiling_is_written_by_the_appender(tmp_path: Path) -> N
 
     assert written
     assert written == list(range(len(written)))
+
+
+def test_a_forked_child_does_not_write_its_parents_buffer(project: Project) -> None:
+    """Records buffered before a fork are written once, by the parent only."""
+    child = _run_child(
+        project,
+        """
+        import os
+        stager.extend({'id': i} for i in range(3))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                stager.append({'id': 99})
+            except Exception as exc:
+                print(exc, flush=True)
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        stager.close()
+        """,
+    )
+    out, err = child.communicate(timeout=60)
+
+    assert child.returncode == 0, err.decode()
+    assert _ids(project) == [0, 1, 2]
+    assert out.decode() == f"table {TABLE}: stager is closed\n"

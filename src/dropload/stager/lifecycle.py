@@ -41,6 +41,23 @@ def register(stager: Stager) -> None:
             _install_sigterm()
 
 
+def _forget_inherited() -> None:
+    """In a forked child, the parent's stagers and their buffers stay the parent's.
+
+    The child would otherwise write the parent's buffered records a second time
+    (at exit, on SIGTERM or by age); it must build its own Stager instead.
+    """
+    global _guard
+    _guard = threading.Lock()
+    for stager in list(_open):
+        stager.forget_after_fork()
+    _open.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)
+
+
 def unregister(stager: Stager) -> None:
     """Stop watching a closed stager."""
     with _guard:

@@ -145,6 +145,15 @@ class Stager:
         """Shards waiting in the local spool for the store to come back."""
         return len(self._spool)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the buffer (the parent writes it) and close."""
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._upload_lock = threading.Lock()
+        self._items, self._bytes, self._oldest = [], 0, None
+        self._in_flight, self._uploading = 0, set()
+        self._closed = True
+
     def flush_if_old(self, now: float) -> None:
         """Flush when the oldest buffered record is older than max_age_seconds."""
         with self._lock:
