@@ -333,3 +333,25 @@ def test_version() -> None:
 
     assert result.exit_code == 0
     assert "0.1.0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [(None, "cannot read"), ('[{"name": "id", "type": "INTEGR"}]', "INTEGR")],
+)
+def test_a_bad_schema_file_exits_2(
+    project: Project, schema: str | None, problem: str
+) -> None:
+    """A missing or invalid schema file exits 2 with one line naming it."""
+    path = project.folder / "schema.json"
+    if schema is None:
+        path.unlink()
+    else:
+        path.write_text(schema)
+
+    result = _loader(project, "run-once")
+
+    assert result.exit_code == 2
+    line = _one_line(result.stderr)
+    assert "schema.json" in line
+    assert problem in line
