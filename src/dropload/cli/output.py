@@ -32,9 +32,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of each record."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: int, fmt: str) -> None:
     """Send dropload's logs to stderr at `level`, as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     formatter = JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT)
     handler.setFormatter(formatter)
     root = logging.getLogger("dropload")
