@@ -58,7 +58,7 @@ STEPS = [
 QUOTA_MESSAGE = "Quota exceeded: Your table exceeded quota for imports per table."
 
 
-class _Crash(Exception):
+class _Crash(BaseException):
     """Stands for the loader process dying at a step."""
 
 

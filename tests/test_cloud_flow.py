@@ -45,7 +45,7 @@ pytestmark = pytest.mark.emulator
 JOB_ID = re.compile(r"^dropload-events-(\d{8}T\d{6}Z-[0-9a-f]{8})-1$")
 
 
-class _Crash(Exception):
+class _Crash(BaseException):
     """Stands for a kill -9 at a named step of the tick."""
 
 

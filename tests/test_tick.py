@@ -27,6 +27,7 @@ from embedded import (
     make_project,
     manifests,
     records,
+    shard_ids,
     staged,
     table_ids,
 )
@@ -64,7 +65,7 @@ class WrappedWarehouse(Warehouse):
         return self.inner.query(sql)
 
 
-class Crash(Exception):
+class Crash(BaseException):
     """Stands for the process dying at a step of the tick."""
 
 
@@ -592,3 +593,30 @@ def test_a_table_named_twice_ticks_once(project: Project, loader: Loader) -> Non
     reports = loader.run_once([TABLE, TABLE])
 
     assert [(r.table, r.status) for r in reports] == [(TABLE, "loaded")]
+
+
+def test_unexpected_error_fails_its_table_only(tmp_path: Path) -> None:
+    """An unexpected error in one table's tick fails that table; others load."""
+    project = make_project(
+        tmp_path,
+        tables={"good": {"destination": "ds.good"}, "bad": {"destination": "ds.bad"}},
+    )
+    for name in ("good", "bad"):
+        with Stager(project.config, name) as stager:
+            stager.extend(records(0, 5))
+
+    class Exploding(WrappedWarehouse):
+        def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
+            if request.table.name == "bad":
+                raise RuntimeError("internal failure")
+            return super().load(request, timeout=timeout)
+
+    warehouse = Exploding(project.warehouse())
+    reports = {
+        r.table: r for r in Loader(project.config, warehouse=warehouse).run_once()
+    }
+    assert reports["good"].status == "loaded"
+    assert reports["bad"].failed
+    assert "RuntimeError" in (reports["bad"].error or "")
+    assert table_ids(project.warehouse(), "ds.good") == list(range(5))
+    assert shard_ids(project.store(), layout.batches("bad")) == list(range(5))

@@ -74,7 +74,7 @@ class Loader:
             self.fields(name)
         workers = min(len(names), self.config.loader.max_workers) or 1
         with ThreadPoolExecutor(workers, thread_name_prefix="tick") as pool:
-            reports = list(pool.map(self.tick, names))
+            reports = list(pool.map(self._guarded_tick, names))
         for report in reports:
             logger.info(
                 "table %s: tick %s, %d rows in %d jobs",
@@ -84,6 +84,16 @@ class Loader:
                 len(report.jobs),
             )
         return reports
+
+    def _guarded_tick(self, table: str) -> TickReport:
+        """A tick whose unexpected error fails its own table, not the others."""
+        try:
+            return self.tick(table)
+        except Exception as exc:
+            logger.exception("table %s: tick failed unexpectedly", table)
+            report = TickReport(table, status="failed")
+            report.error = f"unexpected {type(exc).__name__}: {exc}"
+            return report
 
     def close(self) -> None:
         """Close the clients that were opened."""
