@@ -41,6 +41,8 @@ class StoreConfig(_Model):
     url: str
     api_endpoint: str | None = None
     """Cloud Storage endpoint override (an emulator); anonymous credentials then."""
+    deadline_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    """How long one Cloud Storage call of the loader keeps retrying."""
 
     @field_validator("url")
     @classmethod

@@ -12,17 +12,16 @@ def open_store(config: Config, *, deadline: float | None = None) -> Store:
     """The store the config names: GcsStore for gs:// URLs, else LocalStore.
 
     A local folder is taken relative to the config file's folder; `deadline`
-    bounds each Cloud Storage call's retries (default STORE_DEADLINE_SECONDS).
+    bounds each Cloud Storage call's retries (default `store.deadline_seconds`).
     """
     store = config.store
     if store.is_cloud:
-        from dropload.retry import STORE_DEADLINE_SECONDS
         from dropload.store.gcs import GcsStore
 
         return GcsStore(
             store.url,
             api_endpoint=store.api_endpoint,
-            deadline=deadline or STORE_DEADLINE_SECONDS,
+            deadline=deadline or store.deadline_seconds,
         )
     from dropload.store.local import LocalStore
 
