@@ -72,6 +72,9 @@ class Loader:
         for name in names:
             self.config.table(name)
             self.fields(name)
+        # Open the clients here: a store or warehouse that cannot be opened is
+        # one error for the run (exit 1), not an unexpected error of each table.
+        _ = (self.store, self.warehouse)
         workers = min(len(names), self.config.loader.max_workers) or 1
         with ThreadPoolExecutor(workers, thread_name_prefix="tick") as pool:
             reports = list(pool.map(self._guarded_tick, names))
