@@ -26,6 +26,12 @@ class ShardEntry:
     generation: int
     size: int
     rows: int | None = None
+    partitions: tuple[str, ...] | None = None
+    """Partition ids its rows cover, from the stager; None when unknown."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.partitions, list):
+            object.__setattr__(self, "partitions", tuple(self.partitions))
 
 
 @dataclass(frozen=True)

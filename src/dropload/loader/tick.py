@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dropload import layout
+from dropload.archive import batch_partitions
 from dropload.config import Config, TableConfig
 from dropload.errors import (
     DroploadError,
@@ -26,6 +27,7 @@ from dropload.errors import (
 )
 from dropload.lease import Lease
 from dropload.manifest import Intent, Manifest, ShardEntry
+from dropload.partition import PARTITIONS_METADATA, decode_partitions
 from dropload.retry import is_quota_reason, is_transient_reason
 from dropload.schema import SchemaField
 from dropload.shard import is_shard_name, new_batch_id
@@ -312,6 +314,17 @@ class TableTick:
             format=self.table.format,
             claimed_at=intent.created,
             loaded_at=result.ended or datetime.now(UTC),
+            partitions=batch_partitions(
+                self.store,
+                self.table,
+                self.fields,
+                intent.shards,
+                (
+                    layout.batch(intent.table, intent.batch_id),
+                    layout.archived_batch(intent.table, day, intent.batch_id),
+                ),
+                result.created or datetime.now(UTC),
+            ),
             attempts_log=intent.attempts_log,
         )
 
@@ -343,6 +356,7 @@ def _entry(info: ObjectInfo) -> ShardEntry:
         generation=info.generation,
         size=info.size,
         rows=int(rows) if rows and rows.isdigit() else None,
+        partitions=decode_partitions(info.metadata.get(PARTITIONS_METADATA)),
     )
 
 

@@ -14,6 +14,7 @@ from dropload import layout
 from dropload.config import Config, load_config
 from dropload.encoding import encode_avro, ndjson_line
 from dropload.errors import DroploadError, ObjectExists, StoreError
+from dropload.partition import PARTITIONS_METADATA, encode_partitions, partition_spec
 from dropload.schema import RecordCodec, load_schema_file
 from dropload.shard import new_shard_name
 from dropload.stager import lifecycle
@@ -56,6 +57,7 @@ class Stager:
         self.settings = self.config.stager
         fields = load_schema_file(self.config.resolve(self.table.schema_file))
         self._codec = RecordCodec(table, fields)
+        self._spec = partition_spec(self.table, fields)
         self._store = store or open_store(
             self.config, deadline=self.settings.upload_deadline_seconds
         )
@@ -69,6 +71,8 @@ class Stager:
         self._room = threading.Condition(self._lock)
         self._upload_lock = threading.Lock()
         self._items: list[Any] = []
+        self._partitions: set[str] = set()
+        """Partition ids of the buffered records (column-partitioned tables)."""
         self._bytes = 0
         self._in_flight = 0
         self._taken = 0
@@ -87,12 +91,14 @@ class Stager:
         Raises RecordError (naming the table and field) when it does not fit the
         schema, BufferFull at the memory ceiling when configured to raise.
         """
-        item, size = self._encode(record)
+        item, size, partition = self._encode(record)
         batch = None
         with self._lock:
             self._check_open()
             self._wait_for_room(size)
             self._items.append(item)
+            if partition is not None:
+                self._partitions.add(partition)
             self._bytes += size
             if self._oldest is None:
                 self._oldest = time.monotonic()
@@ -164,12 +170,18 @@ class Stager:
         if batch is not None:
             self._upload(*batch)
 
-    def _encode(self, record: Mapping[str, Any]) -> tuple[Any, int]:
+    def _encode(self, record: Mapping[str, Any]) -> tuple[Any, int, str | None]:
         if self.table.format == "avro":
             row = self._codec.to_avro_row(record)
-            return row, _avro_size(row)
-        line = ndjson_line(self._codec.to_json_row(record))
-        return line, len(line)
+            return row, _avro_size(row), self._partition_of(row)
+        json_row = self._codec.to_json_row(record)
+        line = ndjson_line(json_row)
+        return line, len(line), self._partition_of(json_row)
+
+    def _partition_of(self, row: Mapping[str, Any]) -> str | None:
+        if self._spec is None or self._spec.field is None:
+            return None
+        return self._spec.id_of(row.get(self._spec.field))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -191,21 +203,24 @@ class Stager:
             or self._bytes >= self.settings.max_buffer_bytes
         )
 
-    def _take(self) -> tuple[list[Any], int, int]:
-        items, size = self._items, self._bytes
+    def _take(self) -> tuple[list[Any], int, int, frozenset[str]]:
+        items, size, parts = self._items, self._bytes, frozenset(self._partitions)
         self._items, self._bytes, self._oldest = [], 0, None
+        self._partitions = set()
         self._in_flight += size
         self._taken += 1
         self._uploading.add(self._taken)
-        return items, size, self._taken
+        return items, size, self._taken, parts
 
-    def _upload(self, items: list[Any], size: int, number: int) -> None:
+    def _upload(
+        self, items: list[Any], size: int, number: int, parts: frozenset[str]
+    ) -> None:
         try:
             data = self._serialise(items)
             with self._upload_lock:
                 if len(self._spool):
                     self._spool.drain(self._store)
-                self._write_shard(data, len(items))
+                self._write_shard(data, len(items), parts)
         finally:
             with self._lock:
                 self._in_flight -= size
@@ -223,14 +238,16 @@ class Stager:
             return encode_avro(self._codec.avro_schema, items)
         return b"".join(items)
 
-    def _write_shard(self, data: bytes, rows: int) -> None:
+    def _write_shard(self, data: bytes, rows: int, parts: frozenset[str]) -> None:
         name = layout.staging(self.table.name) + new_shard_name(self.table.format)
         metadata = {ROWS_METADATA: str(rows)}
+        if self._spec is not None and self._spec.field is not None:
+            metadata[PARTITIONS_METADATA] = encode_partitions(parts)
         try:
             self._store.write(name, data, metadata=metadata)
         except ObjectExists:
             if not self._is_ours(name, data):
-                self._write_shard(data, rows)
+                self._write_shard(data, rows, parts)
                 return
         except StoreError as exc:
             self._spool.put(name, data, rows)

@@ -23,6 +23,7 @@ import duckdb
 from dropload.encoding import decode_shard, encode_ndjson
 from dropload.errors import WarehouseError
 from dropload.schema import RecordCodec, SchemaField, duckdb_type
+from dropload.warehouse import duckdb_partitions as partitioning
 from dropload.warehouse.base import (
     MAX_NDJSON_ROW_BYTES,
     JobResult,
@@ -35,6 +36,15 @@ logger = logging.getLogger(__name__)
 
 LEDGER = "_dropload_jobs"
 """The job ledger table, in the main schema of the DuckDB file."""
+
+_TABLES_DDL = f"""
+CREATE TABLE IF NOT EXISTS {partitioning.TABLES} (
+    destination VARCHAR PRIMARY KEY,
+    partition_type VARCHAR,
+    partition_field VARCHAR,
+    expiration_days DOUBLE,
+    clustering VARCHAR[]
+)"""
 
 _LOCK_WAIT_SECONDS = 120.0
 """How long to wait for another process to let go of the DuckDB file."""
@@ -84,6 +94,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"DuckDB file {self.path}: {exc.strerror}") from None
         with _write_lock(self.path), self._connect() as con:
             con.execute(_LEDGER_DDL)
+            con.execute(_TABLES_DDL)
 
     def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
         """Run the load in one transaction with its ledger row."""
@@ -169,10 +180,18 @@ class DuckDBWarehouse(Warehouse):
         files = _expand(request.source_uris)
         con.execute("BEGIN TRANSACTION")
         _ensure_schema(con, request)
-        _apply_disposition(con, request)
+        guard = _apply_disposition(con, request)
         if request.table.format == "avro":
-            return self._insert_avro(con, request, files)
-        return _insert_ndjson(con, request, files), len(files), 0
+            loaded = self._insert_avro(con, request, files)
+        else:
+            loaded = _insert_ndjson(con, request, files), len(files), 0
+        if guard is not None:
+            try:
+                guard.check(con)
+            except ValueError as exc:
+                raise _LoadError("invalid", str(exc)) from None
+        partitioning.expire_partitions(con, request.target)
+        return loaded
 
     def _insert_avro(
         self, con: duckdb.DuckDBPyConnection, request: LoadRequest, files: list[str]
@@ -293,6 +312,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, request: LoadRequest) -> None
             raise _LoadError("notFound", f"Not found: Table {request.target}")
         cols = ", ".join(f"{_quote(f.name)} {_column(f)}" for f in request.fields)
         con.execute(f"CREATE TABLE {_qualified(request.target)} ({cols})")
+        partitioning.record_table(con, request)
         return
     _add_new_fields(con, request, schema, table)
 
@@ -327,15 +347,25 @@ def _add_new_fields(
         )
 
 
-def _apply_disposition(con: duckdb.DuckDBPyConnection, request: LoadRequest) -> None:
+def _apply_disposition(
+    con: duckdb.DuckDBPyConnection, request: LoadRequest
+) -> partitioning.PartitionGuard | None:
+    """Empty what the disposition replaces; a partition load gets a guard."""
     disposition = request.write_disposition or request.table.write_disposition
     target = _qualified(request.target)
-    if disposition == "WRITE_TRUNCATE" and request.partition is None:
-        con.execute(f"DELETE FROM {target}")
+    guard = None
+    if request.partition is not None:
+        try:
+            guard = partitioning.PartitionGuard.open(con, request)
+        except ValueError as exc:
+            raise _LoadError("invalid", str(exc)) from None
+    if disposition == "WRITE_TRUNCATE" and guard is not None:
+        guard.truncate(con)
     elif disposition == "WRITE_TRUNCATE":
-        raise NotImplementedError("partition replace is added with replays")
+        con.execute(f"DELETE FROM {target}")
     elif disposition == "WRITE_EMPTY" and _count(con, request.target):
         raise _LoadError("duplicate", f"Already Exists: Table {request.target}")
+    return guard
 
 
 def _column(field: SchemaField) -> str:
