@@ -7,6 +7,8 @@
 <table>/archive/<day>/<batch>.manifest.json
 <table>/quarantine/<shard>               shards that failed on their data
 <table>/quarantine/<shard>.error.json
+<table>/replay/<key>/...                 a replay's temporary per-partition files
+<table>/compact/<key>/...                a compaction's intermediate composes
 <table>/lease.json                       which loader works on the table
 """
 
@@ -67,6 +69,16 @@ def manifest(table: str, day: str, batch_id: str) -> str:
 def quarantine(table: str) -> str:
     """Prefix of the table's quarantined shards and their error notes."""
     return f"{table}/quarantine/"
+
+
+def replay(table: str, key: str) -> str:
+    """Prefix of one replay's temporary files."""
+    return f"{table}/replay/{key}/"
+
+
+def compact(table: str, key: str) -> str:
+    """Prefix of one compaction's intermediate objects."""
+    return f"{table}/compact/{key}/"
 
 
 def lease(table: str) -> str:

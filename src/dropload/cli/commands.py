@@ -7,9 +7,11 @@ import click
 
 def register(group: click.Group) -> None:
     """Attach the sub-commands to `group`."""
-    from dropload.cli import load, stage, status
+    from dropload.cli import archive, load, replay, stage, status
 
     group.add_command(load.run_once)
     group.add_command(load.serve)
     group.add_command(status.status)
     group.add_command(stage.stage)
+    group.add_command(replay.replay)
+    group.add_command(archive.archive)
