@@ -96,7 +96,7 @@ def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     moment = row["time_hour"]
     if isinstance(moment, datetime):
         moment = moment.astimezone(UTC)
-    return (*(row[c] for c in COLUMNS), moment)
+    return (*(row.get(c) for c in COLUMNS), moment)
 
 
 def expected(days: Sequence[date] = DAYS) -> Counter[tuple[Any, ...]]:

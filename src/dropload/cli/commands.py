@@ -15,3 +15,4 @@ def register(group: click.Group) -> None:
     group.add_command(stage.stage)
     group.add_command(replay.replay)
     group.add_command(archive.archive)
+    group.add_command(archive.compact)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,6 +12,9 @@ from dropload.errors import ObjectExists, ObjectNotFound, StoreError
 
 ROWS_METADATA = "dropload-rows"
 """Object metadata key holding a shard's row count, for reconciliation."""
+
+MAX_COMPOSE_SOURCES = 32
+"""Cloud Storage composes at most 32 source objects in one call."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,24 @@ class Store(abc.ABC):
     def uri(self, name: str) -> str:
         """What a warehouse reads: a gs:// URI or a local path (may hold `*`)."""
 
+    def compose(
+        self,
+        sources: Sequence[ObjectInfo],
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Create `dst` holding the sources' bytes one after another.
+
+        At most MAX_COMPOSE_SOURCES sources. This default reads and writes the
+        bytes; Cloud Storage composes server-side. Raises ObjectExists when
+        `dst` exists, ObjectNotFound when a source is gone, ValueError for too
+        many sources.
+        """
+        check_compose_sources(sources)
+        data = b"".join(self.read(src.name) for src in sources)
+        return self.write(dst, data, metadata=metadata)
+
     def move(self, src: ObjectInfo, dst: str) -> ObjectInfo:
         """Move `src` to `dst`, safe to repeat after a crash or a lost answer.
 
@@ -105,3 +126,11 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
+
+
+def check_compose_sources(sources: Sequence[ObjectInfo]) -> None:
+    """Raises ValueError unless there are 1 to MAX_COMPOSE_SOURCES sources."""
+    if not 1 <= len(sources) <= MAX_COMPOSE_SOURCES:
+        raise ValueError(
+            f"compose takes 1 to {MAX_COMPOSE_SOURCES} sources, got {len(sources)}"
+        )
