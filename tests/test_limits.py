@@ -81,3 +81,17 @@ def test_transient_and_quota_reasons_are_disjoint() -> None:
     assert not retry.is_quota_reason(
         "quotaExceeded", "Exceeded rate limits: too many table update operations"
     )
+
+
+def test_partitions_per_load_job() -> None:
+    """A load job modifies at most 4,000 partitions."""
+    from dropload.partition import MAX_PARTITIONS_PER_JOB
+
+    assert MAX_PARTITIONS_PER_JOB == 4000
+
+
+def test_compose_sources_per_call() -> None:
+    """Cloud Storage composes at most 32 sources in one call."""
+    from dropload.store.base import MAX_COMPOSE_SOURCES
+
+    assert MAX_COMPOSE_SOURCES == 32
