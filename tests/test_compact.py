@@ -221,10 +221,9 @@ def test_compaction_twice_changes_nothing_the_second_time(project: Project) -> N
 
 @pytest.mark.slow
 def test_compaction_killed_30_times_keeps_every_row_once(archive_260: Project) -> None:
-    """Kill the compaction at 30 random changes (and its resumption at another):
-    the archive always reads the same rows once, and a last run completes it.
-
-    About 260 shards, so each part is composed through intermediate objects."""
+    """Killed at 30 random changes (twice each), the archive reads each row once."""
+    # About 260 shards, so each part is composed through intermediate objects;
+    # after each kill round a last run completes the compaction.
     project = archive_260
     rng = random.Random(5)
     counting = KillingStore(LocalStore(project.store_root), None)

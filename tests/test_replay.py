@@ -87,10 +87,8 @@ def test_replay_after_drop_restores_every_row_once(loaded: Project) -> None:
 
 
 def test_replace_one_day_twice_leaves_that_day_once(loaded: Project) -> None:
-    """Replace 2013-01-02 twice over a damaged partition: its rows once, others kept.
-
-    The second run uses a new --label, so its WRITE_TRUNCATE really runs again.
-    """
+    """Replace a damaged day twice: its rows once, the other days kept."""
+    # The second run has a new --label, so its WRITE_TRUNCATE really runs again.
     warehouse = loaded.warehouse()
     day2 = in_partition(DAYS[1])
     warehouse.query(

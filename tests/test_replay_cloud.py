@@ -108,9 +108,9 @@ def test_append_replay_after_drop_restores_rows_once(
 def test_replace_sends_a_partition_decorator_with_write_truncate(
     project: CloudProject, bq_client: bigquery.Client, gcs_client: storage.Client
 ) -> None:
-    """replace of 2026-01-27 sends `events$20260127` + WRITE_TRUNCATE reading split
-    files that hold only that day's rows (the emulator cannot apply the decorator:
-    the configuration and the rows it read are checked, not the table)."""
+    """replace of one day sends table$P + WRITE_TRUNCATE over that day's rows."""
+    # The emulator cannot apply the decorator: the configuration it recorded and
+    # the rows the job read are checked, not the table (DuckDB tests the outcome).
     report = _replay(
         project,
         ReplayRequest("events", date(2026, 1, 27), date(2026, 1, 27), mode="replace"),
@@ -131,8 +131,7 @@ def test_replace_sends_a_partition_decorator_with_write_truncate(
 
 
 def test_gcs_compose_concatenates_and_never_overwrites(project: CloudProject) -> None:
-    """compose writes the sources' bytes in order, refuses an existing target and
-    more than 32 sources."""
+    """compose concatenates in order; refuses an existing target or 33 sources."""
     store = project.store()
     try:
         a = store.write("x/a", b"1\n")
@@ -153,8 +152,7 @@ def test_gcs_compose_concatenates_and_never_overwrites(project: CloudProject) ->
 def test_compaction_composes_the_archive_and_replay_reads_it(
     project: CloudProject, bq_client: bigquery.Client, gcs_client: storage.Client
 ) -> None:
-    """After compaction (Cloud Storage compose) a replay --into a new table reads
-    every id once from the merged files."""
+    """After a compose compaction, replay --into a new table loads every id once."""
     store = project.store()
     try:
         report = compact_archive(store, "events", 0, owner="t", lease_seconds=60)
