@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from dropload.cli import main
 from dropload.replay import ReplayRefused, ReplayRequest, plan_replay
 from dropload.replay_jobs import run_replay
 from dropload.schema import load_schema_file
+from dropload.warehouse.base import JobResult, LoadRequest, Warehouse
 from embedded import Project, ledger, manifests, toml_section
 from flights import (
     DAYS,
@@ -271,3 +272,94 @@ def _unpartition(project: Project) -> None:
     text = project.config_path.read_text()
     lines = [ln for ln in text.splitlines() if not ln.startswith("time_partitioning")]
     project.config_path.write_text("\n".join(lines) + "\n")
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 of the replay process."""
+
+
+class FlakyWarehouse(Warehouse):
+    """The real DuckDB warehouse behind a seam that fails chosen loads.
+
+    `transient` job ids come back as a backendError without running; the
+    `kill_after`-th load that runs raises _Killed once it is committed.
+    """
+
+    def __init__(
+        self, inner: Warehouse, *, transient: set[str], kill_after: int | None
+    ) -> None:
+        self.inner = inner
+        self.transient = transient
+        self.kill_after = kill_after
+        self.ran = 0
+
+    def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
+        """Fail or run, then maybe die."""
+        if request.job_id in self.transient:
+            return JobResult(
+                request.job_id, "DONE", error_reason="backendError", error_message="x"
+            )
+        result = self.inner.load(request, timeout=timeout)
+        self.ran += 1
+        if self.kill_after is not None and self.ran >= self.kill_after:
+            raise _Killed(request.job_id)
+        return result
+
+    def get_job(self, job_id: str) -> JobResult | None:
+        """As the real warehouse."""
+        return self.inner.get_job(job_id)
+
+    def list_load_jobs(self, destination: str, since: datetime) -> list[JobResult]:
+        """As the real warehouse."""
+        return self.inner.list_load_jobs(destination, since)
+
+    def row_count(self, destination: str) -> int:
+        """As the real warehouse."""
+        return self.inner.row_count(destination)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """As the real warehouse."""
+        return self.inner.query(sql)
+
+
+def _run(project: Project, request: ReplayRequest, warehouse: Warehouse) -> Any:
+    fields = load_schema_file(project.folder / "schema.json")
+    plan = plan_replay(project.store(), project.config, fields, request)
+    return run_replay(plan, project.store(), warehouse, project.config, fields)
+
+
+def test_replay_killed_between_jobs_resumes_without_loading_twice(
+    loaded: Project,
+) -> None:
+    """A replay killed after two of its three jobs, run again, loads each row once."""
+    _drop(loaded)
+    request = ReplayRequest(TABLE, DAYS[0], DAYS[-1], mode="replace")
+    dying = FlakyWarehouse(loaded.warehouse(), transient=set(), kill_after=2)
+
+    with pytest.raises(_Killed):
+        _run(loaded, request, dying)
+    report = _run(loaded, request, loaded.warehouse())
+
+    assert report.status == "done"
+    replays = [j for j in ledger(loaded.warehouse()) if "replay" in j[0]]
+    assert len(replays) == 3
+    assert table_rows(loaded) == expected()
+    assert loaded.store().list(f"{TABLE}/replay/") == []
+
+
+def test_replay_retries_a_transient_failure_under_a_new_job_id(
+    loaded: Project,
+) -> None:
+    """A backendError on attempt 1 is retried as attempt 2; the rows load once."""
+    _drop(loaded)
+    request = ReplayRequest(TABLE, DAYS[0], DAYS[0])
+    fields = load_schema_file(loaded.folder / "schema.json")
+    plan = plan_replay(loaded.store(), loaded.config, fields, request)
+    first = f"{plan.jobs[0].base_id}-1"
+    flaky = FlakyWarehouse(loaded.warehouse(), transient={first}, kill_after=None)
+
+    report = run_replay(plan, loaded.store(), flaky, loaded.config, fields)
+
+    assert report.status == "done"
+    assert report.jobs[0]["job_id"] == f"{plan.jobs[0].base_id}-2"
+    assert table_rows(loaded) == expected(DAYS[:1])
