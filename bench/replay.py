@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import tempfile
 import time
 from datetime import date, timedelta
@@ -106,6 +107,8 @@ def main() -> None:
             plan_replay(store, config, fields, one), store, warehouse, config, fields
         )
     )
+    store.close()
+    shutil.rmtree(folder)
     print(
         json.dumps(
             {
@@ -119,7 +122,6 @@ def main() -> None:
                 "append_replay_seconds": append_s,
                 "replace_one_day_rows": replaced.rows,
                 "replace_one_day_seconds": replace_s,
-                "folder": str(folder),
             }
         )
     )
