@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ def test_replace_into_fresh_table_of_an_unpartitioned_one(tmp_path: Path) -> Non
     project = flights_project(tmp_path / "p")
     _unpartition(project)
     load_days(project, DAYS[:2])
-    today = date.today().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     args = ("--from", today, "--to", today, "--mode", "replace")
 
     _replay(project, *args, "--into", "nyc.copy")

@@ -9,7 +9,7 @@ recorded it; the outcome of a partition replace is tested on DuckDB
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +171,49 @@ def test_compaction_composes_the_archive_and_replay_reads_it(
     assert done.status == "done"
     rows = bq_client.list_rows(f"{project.destination('events')}_copy")
     assert sorted(r["id"] for r in rows) == list(range(60))
+
+
+def test_compaction_of_40_shards_composes_through_intermediates(
+    tmp_path: Path,
+    gcs_emulator: Any,
+    bq_emulator: Any,
+    gcs_bucket: str,
+    bq_dataset: str,
+    gcs_client: storage.Client,
+    bq_client: bigquery.Client,
+) -> None:
+    """40 shards (over the 32-source compose limit) merge into one file, rows once."""
+    built = make_cloud_project(
+        tmp_path / "project",
+        bucket=gcs_bucket,
+        dataset=bq_dataset,
+        gcs_endpoint=gcs_emulator.endpoint,
+        bq_endpoint=bq_emulator.endpoint,
+    )
+    for start in range(40):
+        stage(built, start, start + 1)
+    loader = built.loader()
+    try:
+        [tick] = loader.run_once()
+    finally:
+        loader.close()
+    store = built.store()
+    try:
+        report = compact_archive(store, "events", 0, owner="t", lease_seconds=60)
+    finally:
+        store.close()
+    bq_client.delete_table(built.destination("events"))
+
+    today = datetime.now(UTC).date()
+    done = _replay(built, ReplayRequest("events", today, today))
+
+    assert (tick.shards, report.shards, report.files) == (40, 40, 1)
+    assert object_names(gcs_client, built, "events/compact/") == []
+    [part] = [
+        n
+        for n in object_names(gcs_client, built, layout.archive("events"))
+        if not n.endswith(layout.MANIFEST_SUFFIX)
+    ]
+    assert "/compact-" in part
+    assert done.status == "done"
+    assert table_ids(bq_client, built) == list(range(40))
