@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 
 from dropload import layout
 from dropload.cli import main
-from dropload.replay import ReplayRefused, ReplayRequest, plan_replay
+from dropload.errors import ReplayRefused
+from dropload.replay import ReplayRequest, plan_replay
 from dropload.replay_jobs import run_replay
 from dropload.schema import load_schema_file
 from dropload.warehouse.base import JobResult, LoadRequest, Warehouse

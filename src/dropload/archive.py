@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from dropload import layout
 from dropload.config import TableConfig
-from dropload.errors import DroploadError, ObjectNotFound
+from dropload.errors import ArchiveError, ObjectNotFound
 from dropload.manifest import Manifest, ShardEntry
 from dropload.partition import PartitionSpec, partition_spec, shard_partitions
 from dropload.schema import SchemaField
@@ -28,16 +28,6 @@ COMPACTED_FROM = "compacted_from"
 
 _READERS = 8
 """Manifests read in parallel."""
-
-
-class ArchiveError(DroploadError):
-    """A manifest of the archive is unreadable; names it and what to do."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        self.name = name
-        super().__init__(
-            f"manifest {name}: {problem}; move it out of the archive or restore it"
-        )
 
 
 @dataclass(frozen=True)

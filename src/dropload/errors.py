@@ -13,7 +13,9 @@ The tree::
     ├── WarehouseError         the warehouse refused or failed an operation
     │   └── JobFailed          a load job ended with an error result
     ├── LeaseHeld              another loader works on the table right now
-    └── BudgetExhausted        the table has spent its load-job budget
+    ├── BudgetExhausted        the table has spent its load-job budget
+    ├── ArchiveError           a manifest of the archive cannot be read
+    └── ReplayRefused          a replay would do harm or cannot run
 """
 
 from __future__ import annotations
@@ -120,3 +122,23 @@ class BudgetExhausted(DroploadError):
             f"table {table}: {used} load jobs in the last 24 hours reach the budget"
             f" of {budget}; staged shards wait for the window to free up"
         )
+
+
+class ArchiveError(DroploadError):
+    """A manifest of the archive is unreadable; names it and what to do."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(
+            f"manifest {name}: {problem}; move it out of the archive or restore it"
+        )
+
+
+class ReplayRefused(DroploadError):
+    """A replay that would do harm or cannot run; says why and what to do."""
+
+    def __init__(self, table: str, problem: str) -> None:
+        self.table = table
+        self.problem = problem
+        super().__init__(f"table {table}: replay refused: {problem}")

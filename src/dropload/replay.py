@@ -22,7 +22,7 @@ from datetime import date
 from dropload import layout
 from dropload.archive import ArchivedBatch, batch_partitions, read_archive
 from dropload.config import DESTINATION, Config, TableConfig
-from dropload.errors import DroploadError
+from dropload.errors import ReplayRefused
 from dropload.partition import MAX_PARTITIONS_PER_JOB, PartitionSpec, partition_spec
 from dropload.schema import SchemaField
 from dropload.store.base import Store
@@ -38,15 +38,6 @@ REPLAY_JOB_PREFIX = "dropload-replay-"
 """Every replay job id starts so; live loads start `dropload-<table>-`."""
 
 MODES = ("append", "replace")
-
-
-class ReplayRefused(DroploadError):
-    """A replay that would do harm or cannot run; says why and what to do."""
-
-    def __init__(self, table: str, problem: str) -> None:
-        self.table = table
-        self.problem = problem
-        super().__init__(f"table {table}: replay refused: {problem}")
 
 
 @dataclass(frozen=True)

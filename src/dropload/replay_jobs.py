@@ -17,13 +17,12 @@ from typing import Any
 from tqdm import tqdm
 
 from dropload.config import Config
-from dropload.errors import ObjectExists, ObjectNotFound
+from dropload.errors import ObjectExists, ObjectNotFound, ReplayRefused
 from dropload.partition import split_shard
 from dropload.replay import (
     REPLAY_JOB_PREFIX,
     PlannedJob,
     ReplayPlan,
-    ReplayRefused,
     Split,
 )
 from dropload.retry import is_transient_reason

@@ -10,7 +10,8 @@ import click
 
 from dropload.cli.context import AppContext
 from dropload.cli.output import FORMAT_OPTION, emit
-from dropload.replay import ReplayPlan, ReplayRefused, ReplayRequest, describe_batches
+from dropload.errors import ReplayRefused
+from dropload.replay import ReplayPlan, ReplayRequest, describe_batches
 from dropload.replay import plan_replay as make_plan
 from dropload.replay_jobs import ReplayReport, run_replay
 from dropload.schema import load_schema_file
