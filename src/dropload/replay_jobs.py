@@ -75,14 +75,8 @@ def run_replay(
         return report
     _check_fresh(plan, warehouse)
     check_replay_budget(warehouse, config, plan)
-    bar = tqdm(
-        total=len(plan.splits) + len(plan.jobs),
-        desc=f"replay {plan.table.name}",
-        unit="step",
-        file=sys.stderr,
-        disable=None if progress else True,
-    )
-    with bar:
+
+    with _progress_bar(plan, progress) as bar:
         for split in plan.splits:
             write_split(store, plan, split, config.loader.max_workers)
             bar.update()
@@ -93,9 +87,21 @@ def run_replay(
             bar.update()
             if not result.succeeded:
                 break
+
     if report.status != "running":
         _clean_up(store, plan)
     return report
+
+
+def _progress_bar(plan: ReplayPlan, progress: bool) -> tqdm[Any]:
+    """Splits and jobs as steps on stderr; shown only when stderr is a terminal."""
+    return tqdm(
+        total=len(plan.splits) + len(plan.jobs),
+        desc=f"replay {plan.table.name}",
+        unit="step",
+        file=sys.stderr,
+        disable=None if progress else True,
+    )
 
 
 def check_replay_budget(warehouse: Warehouse, config: Config, plan: ReplayPlan) -> int:
