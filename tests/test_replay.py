@@ -364,3 +364,27 @@ def test_replay_retries_a_transient_failure_under_a_new_job_id(
     assert report.status == "done"
     assert report.jobs[0]["job_id"] == f"{plan.jobs[0].base_id}-2"
     assert table_rows(loaded) == expected(DAYS[:1])
+
+
+def test_replay_refuses_batches_in_another_format_than_the_table(
+    tmp_path: Path,
+) -> None:
+    """A table switched from NDJSON to Avro refuses to replay its NDJSON batches."""
+    project = flights_project(tmp_path / "p")
+    load_days(project, DAYS[:1])
+    text = project.config_path.read_text()
+    project.config_path.write_text(text + 'format = "avro"\n')
+
+    result = _loader(
+        project,
+        "replay",
+        "--table",
+        TABLE,
+        "--from",
+        "2013-01-01",
+        "--to",
+        "2013-01-01",
+    )
+
+    assert result.exit_code == 2
+    assert "is ndjson but the table's format is now avro" in result.stderr

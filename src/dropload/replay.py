@@ -167,6 +167,7 @@ def plan_replay(
     spec = partition_spec(table, fields)
     _check_request(config, table, spec, request)
     archive = read_archive(store, table.name)
+    _check_formats(table, archive)
     parts = {b.manifest.batch_id: _partitions(store, table, fields, b) for b in archive}
     units = list(_units(spec, request, archive, parts))
     key = _key(request, table, units)
@@ -220,6 +221,18 @@ def _check_request(
             "the DuckDB warehouse replaces partitions of column-partitioned tables"
             " only; use --mode append",
         )
+
+
+def _check_formats(table: TableConfig, archive: list[ArchivedBatch]) -> None:
+    """A job reads one source format: the table's."""
+    for batch in archive:
+        if batch.manifest.format != table.format:
+            raise ReplayRefused(
+                table.name,
+                f"batch {batch.manifest.batch_id} is {batch.manifest.format} but the"
+                f" table's format is now {table.format}; move that batch's manifest"
+                " out of the archive or set the format back for the replay",
+            )
 
 
 def _partitions(
