@@ -13,9 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dropload import layout
+from dropload.archive import ArchivedBatch
 from dropload.cli import main
 from dropload.errors import ReplayRefused
-from dropload.replay import ReplayRequest, plan_replay
+from dropload.manifest import Manifest, ShardEntry
+from dropload.replay import ReplayRequest, Source, _chunks, plan_replay
 from dropload.replay_jobs import run_replay
 from dropload.schema import load_schema_file
 from dropload.warehouse.base import JobResult, LoadRequest, Warehouse
@@ -388,3 +390,36 @@ def test_replay_refuses_batches_in_another_format_than_the_table(
 
     assert result.exit_code == 2
     assert "is ndjson but the table's format is now avro" in result.stderr
+
+
+def _archived(batch_id: str, partitions: tuple[str, ...]) -> ArchivedBatch:
+    moment = datetime(2026, 1, 26, tzinfo=UTC)
+    return ArchivedBatch(
+        Manifest(
+            table=TABLE,
+            destination=DESTINATION,
+            batch_id=batch_id,
+            job_id="j",
+            attempt=1,
+            day="2026-01-26",
+            shards=(ShardEntry("s.ndjson", 1, 10, 1),),
+            rows=1,
+            byte_count=10,
+            format="ndjson",
+            claimed_at=moment,
+            loaded_at=moment,
+            partitions=partitions,
+        )
+    )
+
+
+def test_jobs_are_cut_at_10000_uris_and_4000_partitions() -> None:
+    """Sources fill a job up to 10,000 URIs or 4,000 partitions, then a new job."""
+    many = [Source(f"b{n}/*", _archived(f"b{n}", ("20260126",))) for n in range(10_001)]
+    hours = [
+        Source(f"h{n}/*", _archived(f"h{n}", (f"2026012{n // 1000}{n % 1000:04d}",)))
+        for n in range(4_001)
+    ]
+
+    assert [len(c) for c in _chunks(many)] == [10_000, 1]
+    assert [len(c) for c in _chunks(hours)] == [4_000, 1]

@@ -77,6 +77,11 @@ class Source:
     split: Split | None = None
 
     @property
+    def partitions(self) -> tuple[str, ...]:
+        """Partitions the whole batch covers."""
+        return self.batch.manifest.partitions
+
+    @property
     def rows(self) -> int:
         """Rows read (for a split: at most this many)."""
         return self.batch.manifest.rows
@@ -363,7 +368,7 @@ def _chunks(sources: list[Source]) -> Iterator[list[Source]]:
     files = size = 0
     partitions: set[str] = set()
     for source in sources:
-        mine = source.batch.manifest.partitions
+        mine = source.split.partitions if source.split else source.partitions
         full = (
             len(chunk) >= MAX_SOURCE_URIS
             or files + source.shards > MAX_FILES_PER_JOB
