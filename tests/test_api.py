@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
 from importlib import resources
 
+import pytest
+
 import dropload
+from dropload import (
+    ConfigError,
+    DroploadError,
+    ObjectExists,
+    PreconditionFailed,
+    RecordError,
+    StoreUnavailable,
+)
 
 EXPECTED = [
     "BudgetExhausted",
@@ -60,3 +71,21 @@ def test_errors_share_one_base() -> None:
 def test_py_typed_ships() -> None:
     """The package carries the py.typed marker (PEP 561)."""
     assert resources.files("dropload").joinpath("py.typed").is_file()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("tables.t", "bad"),
+        RecordError("t", "f", "expected INTEGER"),
+        StoreUnavailable("t/staging/x", "down"),
+        ObjectExists("t/staging/x"),
+        PreconditionFailed("t/lease.json", 7),
+    ],
+)
+def test_errors_survive_pickling(error: DroploadError) -> None:
+    """Errors cross process boundaries (multiprocessing) with message and fields."""
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.__dict__ == error.__dict__

@@ -21,10 +21,27 @@ The tree::
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class DroploadError(Exception):
-    """Base of every error dropload raises on purpose."""
+    """Base of every error dropload raises on purpose.
+
+    Errors survive pickling (a multiprocessing worker hands them to its parent)
+    with their message and attributes, whatever their constructor takes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[DroploadError], message: str, attributes: dict[str, Any]
+) -> DroploadError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class ConfigError(DroploadError):
