@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dropload import ObjectExists, ObjectNotFound, PreconditionFailed, StoreError
+from dropload import (
+    ObjectExists,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreError,
+    StoreUnavailable,
+)
 from dropload.store import ROWS_METADATA
 from dropload.store.local import LocalStore
 
@@ -287,3 +293,22 @@ def test_a_platform_without_xattrs_still_stores(
     store.write("a", b"x", metadata={ROWS_METADATA: "1"})
 
     assert [(i.name, dict(i.metadata)) for i in store.list("")] == [("a", {})]
+
+
+def test_unwritable_temp_folder_raises_store_unavailable(tmp_path: Path) -> None:
+    """A temp folder that cannot take files raises StoreUnavailable, not OSError."""
+    store = LocalStore(tmp_path / "store")
+    tmp = store.root / ".dropload" / "tmp"
+    tmp.rmdir()
+    tmp.write_bytes(b"")  # a file where the folder was: every write fails
+    with pytest.raises(StoreUnavailable, match="cannot write"):
+        store.write("t/staging/a.ndjson", b"{}\n")
+
+
+def test_unwritable_target_folder_raises_store_unavailable(tmp_path: Path) -> None:
+    """A target folder that cannot be made raises StoreUnavailable, not OSError."""
+    store = LocalStore(tmp_path / "store")
+    (store.root / "t").write_bytes(b"")  # `t` is a file, so t/staging cannot exist
+    with pytest.raises(StoreUnavailable, match=r"t/staging/a\.ndjson"):
+        store.write("t/staging/a.ndjson", b"{}\n")
+    assert list((store.root / ".dropload" / "tmp").iterdir()) == []

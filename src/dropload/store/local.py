@@ -62,15 +62,17 @@ class LocalStore(Store):
         """Write via a temporary file; raises ObjectExists or PreconditionFailed."""
         path = self._path(name)
         tmp = self._tmp / uuid.uuid4().hex
-        self._write_tmp(tmp, data, metadata or {})
-        try:
-            if if_generation_match == 0:
-                self._link_new(tmp, path, name)
-            else:
-                self._replace(tmp, path, name, if_generation_match)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return self._info(name, path, with_hash=False)
+        with _unavailable(name):
+            self._write_tmp(tmp, data, metadata or {})
+            try:
+                if if_generation_match == 0:
+                    self._link_new(tmp, path, name)
+                else:
+                    self._replace(tmp, path, name, if_generation_match)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+            return self._info(name, path, with_hash=False)
 
     def stat(self, name: str) -> ObjectInfo | None:
         """The object's info with its MD5, or None."""
@@ -100,7 +102,7 @@ class LocalStore(Store):
     def copy(self, src: ObjectInfo, dst: str) -> ObjectInfo:
         """Hard-link `src` to `dst` (a copy that shares the bytes)."""
         source, target = self._path(src.name), self._path(dst)
-        with self._locked(src.name):
+        with _unavailable(dst), self._locked(src.name):
             current = self._generation(source, src.name)
             if current != src.generation:
                 raise PreconditionFailed(src.name, src.generation)
@@ -114,7 +116,7 @@ class LocalStore(Store):
     def delete(self, name: str, *, if_generation_match: int | None = None) -> None:
         """Unlink the file, only at `if_generation_match` when given."""
         path = self._path(name)
-        with self._locked(name):
+        with _unavailable(name), self._locked(name):
             current = self._generation(path, name)
             if if_generation_match is not None and current != if_generation_match:
                 raise PreconditionFailed(name, if_generation_match)
@@ -154,8 +156,9 @@ class LocalStore(Store):
                 os.fsync(handle.fileno())
             _write_xattrs(tmp, metadata)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreUnavailable(str(tmp), f"cannot write: {exc}") from None
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StoreUnavailable(str(tmp), f"cannot write: {exc.strerror}") from None
 
     def _link_new(self, tmp: Path, path: Path, name: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +206,17 @@ class LocalStore(Store):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _unavailable(name: str) -> Iterator[None]:
+    """Turn an operating-system failure (read-only, full disk) into a StoreError."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(name, f"local store failed: {exc.strerror}") from None
 
 
 def _md5(path: Path) -> str:
