@@ -49,7 +49,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
                 "write_disposition": "WRITE_TRUNCATE",
                 "create_disposition": "CREATE_NEVER",
                 "schema_update_options": ["ALLOW_FIELD_ADDITION"],
-                "max_bad_records": 3,
+                "max_bad_records": 0,
                 "time_partitioning": {"field": "ts", "type": "HOUR"},
                 "clustering": ["name"],
             }
@@ -66,7 +66,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
     assert table.write_disposition == "WRITE_TRUNCATE"
     assert table.create_disposition == "CREATE_NEVER"
     assert table.schema_update_options == ("ALLOW_FIELD_ADDITION",)
-    assert table.max_bad_records == 3
+    assert table.max_bad_records == 0
     assert table.time_partitioning is not None
     assert table.time_partitioning.field == "ts"
     assert table.clustering == ("name",)
@@ -308,3 +308,27 @@ def test_a_folder_as_config_is_a_config_error(tmp_path: Path) -> None:
     error = _error(tmp_path)
 
     assert "cannot read" in str(error)
+
+
+def test_duckdb_refuses_max_bad_records(tmp_path: Path) -> None:
+    """max_bad_records > 0 with the DuckDB warehouse is refused, naming the key."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[store]\nurl = "store"\n[warehouse]\nkind = "duckdb"\npath = "w.duckdb"\n'
+        '[tables.t]\ndestination = "d.t"\nschema = "s.json"\nmax_bad_records = 3\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "tables.t.max_bad_records"
+
+
+def test_boolean_is_not_a_count(tmp_path: Path) -> None:
+    """A boolean where a count belongs is refused, naming the key."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[store]\nurl = "store"\n[stager]\nmax_records = true\n'
+        '[tables.t]\ndestination = "d.t"\nschema = "s.json"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "stager.max_records"

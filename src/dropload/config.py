@@ -83,10 +83,10 @@ class WarehouseConfig(_Model):
 class StagerConfig(_Model):
     """When a stager writes a shard, and where it spools when the store is down."""
 
-    max_records: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
-    max_bytes: Annotated[int, Field(ge=1024, le=1024 * MIB)] = 16 * MIB
+    max_records: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] = 50_000
+    max_bytes: Annotated[int, Field(strict=True, ge=1024, le=1024 * MIB)] = 16 * MIB
     max_age_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
-    max_buffer_bytes: Annotated[int, Field(ge=1024)] = 256 * MIB
+    max_buffer_bytes: Annotated[int, Field(strict=True, ge=1024)] = 256 * MIB
     """Memory ceiling of one stager's buffer; past it append blocks or raises."""
     when_full: Literal["block", "raise"] = "block"
     spool_dir: str | None = None
@@ -100,9 +100,9 @@ class LoaderConfig(_Model):
     interval_minutes: Annotated[float, Field(gt=0, le=1440)] = 15.0
     job_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
     lease_seconds: Annotated[float, Field(ge=10)] = 900.0
-    daily_job_budget: Annotated[int, Field(ge=1, le=1500)] = 1000
-    replay_reserve: Annotated[int, Field(ge=0, le=1500)] = 100
-    max_workers: Annotated[int, Field(ge=1, le=64)] = 8
+    daily_job_budget: Annotated[int, Field(strict=True, ge=1, le=1500)] = 1000
+    replay_reserve: Annotated[int, Field(strict=True, ge=0, le=1500)] = 100
+    max_workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 8
     """Concurrent object moves within one tick."""
 
 
@@ -129,11 +129,11 @@ class TableConfig(_Model):
     schema_update_options: tuple[
         Literal["ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"], ...
     ] = ()
-    max_bad_records: Annotated[int, Field(ge=0)] = 0
+    max_bad_records: Annotated[int, Field(strict=True, ge=0)] = 0
     ignore_unknown_values: bool = False
     time_partitioning: TimePartitioning | None = None
     clustering: tuple[str, ...] = ()
-    daily_job_budget: Annotated[int, Field(ge=1, le=1500)] | None = None
+    daily_job_budget: Annotated[int, Field(strict=True, ge=1, le=1500)] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -191,6 +191,14 @@ class Config(_Model):
             )
         if self.warehouse.kind == "bigquery" and not self.store.is_cloud:
             raise ValueError("warehouse kind bigquery loads from a gs:// store")
+        if self.warehouse.kind == "duckdb":
+            for name, table in self.tables.items():
+                if table.max_bad_records:
+                    raise ConfigError(
+                        f"tables.{name}.max_bad_records",
+                        "the duckdb warehouse loads all rows or none; set it to 0"
+                        f" (in {self.path.name})",
+                    )
         return self
 
     def table(self, name: str) -> TableConfig:
