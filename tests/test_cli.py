@@ -355,3 +355,24 @@ def test_a_bad_schema_file_exits_2(
     line = _one_line(result.stderr)
     assert "schema.json" in line
     assert problem in line
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"clustering": ["nope"]}, "tables.events.clustering"),
+        ({"time_partitioning": {"field": "name"}}, "tables.events.time_partitioning"),
+    ],
+)
+def test_run_once_checks_columns_the_table_options_name(
+    tmp_path: Path, options: dict[str, object], key: str
+) -> None:
+    """A clustering or partitioning column the schema lacks exits 2 naming the key."""
+    project = make_project(
+        tmp_path, tables={TABLE: {"destination": DESTINATION, **options}}
+    )
+    result = CliRunner().invoke(
+        main, ["--config", str(project.config_path), "run-once"]
+    )
+    assert result.exit_code == 2
+    assert key in result.output

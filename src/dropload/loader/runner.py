@@ -7,14 +7,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
-from dropload.config import Config
+from dropload.config import Config, TableConfig
+from dropload.errors import ConfigError
 from dropload.lease import new_owner
 from dropload.loader.tick import TableTick, TickReport
+from dropload.partition import partition_spec
 from dropload.schema import SchemaField, load_schema_file
 from dropload.store import Store, open_store
 from dropload.warehouse import Warehouse, open_warehouse
 
 logger = logging.getLogger(__name__)
+
+
+def _check_clustering(table: TableConfig, fields: tuple[SchemaField, ...]) -> None:
+    names = {f.name for f in fields if f.mode != "REPEATED"}
+    for column in table.clustering:
+        if column not in names:
+            raise ConfigError(
+                f"tables.{table.name}.clustering",
+                f"column {column} is not a top-level, non-repeated field of the schema",
+            )
 
 
 class Loader:
@@ -46,12 +58,17 @@ class Loader:
         return self._warehouse or open_warehouse(self.config)
 
     def fields(self, table: str) -> tuple[SchemaField, ...]:
-        """The table's schema, read once from its schema file."""
+        """The table's schema, read once and checked against its partitioning.
+
+        Raises ConfigError for a bad schema file, a partitioning column or a
+        clustering column the schema does not have.
+        """
         if table not in self._fields:
             spec = self.config.table(table)
-            self._fields[table] = load_schema_file(
-                self.config.resolve(spec.schema_file)
-            )
+            fields = load_schema_file(self.config.resolve(spec.schema_file))
+            partition_spec(spec, fields)
+            _check_clustering(spec, fields)
+            self._fields[table] = fields
         return self._fields[table]
 
     def tick(self, table: str) -> TickReport:
