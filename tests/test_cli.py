@@ -296,6 +296,8 @@ def test_stage_stops_at_a_line_that_is_not_json(project: Project) -> None:
 
     assert result.exit_code == 2
     assert "line 3: not JSON" in result.stderr
+    assert "the 2 lines before it were staged" in result.stderr
+    assert "Usage:" not in result.stderr
     assert "Traceback" not in result.stderr
     assert shard_ids(project.store(), f"{TABLE}/staging/") == [1, 2]
 

@@ -24,26 +24,39 @@ def stage(app: AppContext, table: str, source: IO[bytes]) -> None:
     """
     count = 0
     with Stager(app.config, table) as stager:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            record = _parse(line, number, table)
-            try:
-                stager.append(record)
-            except RecordError as exc:
-                raise click.UsageError(f"line {number}: {exc}") from None
-            count += 1
-    click.echo(f"table {table}: staged {count} records", err=True)
+        try:
+            for number, line in enumerate(source, start=1):
+                if line.strip():
+                    stager.append(_parse(line, number, table))
+                    count += 1
+        except (RecordError, _BadLine) as exc:
+            raise _BadInput(
+                f"line {number}: {exc}; the {count} lines before it were staged"
+            ) from None
+    waiting = (
+        f" ({stager.spooled} shards wait in the local spool)" if stager.spooled else ""
+    )
+    click.echo(f"table {table}: staged {count} records{waiting}", err=True)
+
+
+class _BadLine(ValueError):
+    """A line that is not one JSON object."""
+
+
+class _BadInput(click.ClickException):
+    """Bad input data: exit 2, without the usage banner (the command was right)."""
+
+    exit_code = 2
 
 
 def _parse(line: bytes, number: int, table: str) -> dict[str, object]:
     try:
         record = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise click.UsageError(
-            f"line {number}: not JSON ({exc.__class__.__name__}); "
-            f"table {table} takes one JSON object per line"
+        raise _BadLine(
+            f"not JSON ({exc.__class__.__name__});"
+            f" table {table} takes one JSON object per line"
         ) from None
     if not isinstance(record, dict):
-        raise click.UsageError(f"line {number}: expected a JSON object")
+        raise _BadLine("expected a JSON object")
     return record
