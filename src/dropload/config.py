@@ -104,6 +104,8 @@ class LoaderConfig(_Model):
     replay_reserve: Annotated[int, Field(strict=True, ge=0, le=1500)] = 100
     max_workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 8
     """Concurrent object moves within one tick."""
+    isolation_jobs: Annotated[int, Field(strict=True, ge=0, le=20)] = 3
+    """Extra load jobs one batch may spend, per tick, to set bad shards aside."""
 
 
 class TimePartitioning(_Model):
@@ -199,6 +201,13 @@ class Config(_Model):
                         "the duckdb warehouse loads all rows or none; set it to 0"
                         f" (in {self.path.name})",
                     )
+        for name in self.tables:
+            if self.daily_job_budget(name) <= self.loader.replay_reserve:
+                raise ValueError(
+                    f"table {name}: daily_job_budget {self.daily_job_budget(name)}"
+                    f" must exceed loader.replay_reserve {self.loader.replay_reserve};"
+                    " lower the reserve or raise the budget"
+                )
         return self
 
     def table(self, name: str) -> TableConfig:

@@ -10,6 +10,7 @@
 <table>/replay/<key>/...                 a replay's temporary per-partition files
 <table>/compact/<key>/...                a compaction's intermediate composes
 <table>/lease.json                       which loader works on the table
+<table>/pause.json                       the table ran out of quota; until when
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ def compact(table: str, key: str) -> str:
 def lease(table: str) -> str:
     """The table's lease object."""
     return f"{table}/lease.json"
+
+
+def pause(table: str) -> str:
+    """The table's pause note, written when BigQuery answered quotaExceeded."""
+    return f"{table}/pause.json"
 
 
 def day_of(moment: datetime) -> str:

@@ -74,6 +74,18 @@ def api_retry(deadline: float = API_DEADLINE_SECONDS) -> Retry:
     )
 
 
+DATA_REASONS = frozenset({"invalid"})
+"""Reasons of a job that failed on the data it read: bad JSON, wrong types, a
+schema mismatch. Its shards are checked and the bad ones quarantined."""
+
+JOB_BACKOFF_INITIAL_SECONDS = 2.0
+"""First wait before a new attempt of a transiently failed job; 5 table updates
+per 10 s means about 2 s between them."""
+
+JOB_BACKOFF_MAXIMUM_SECONDS = 32.0
+"""Longest wait between attempts of a transiently failed job."""
+
+
 def is_transient_reason(reason: str | None, message: str = "") -> bool:
     """True when a job that failed for `reason` may succeed on a new attempt.
 
@@ -83,6 +95,30 @@ def is_transient_reason(reason: str | None, message: str = "") -> bool:
     if reason in QUOTA_REASONS:
         return _TABLE_UPDATES in message.lower()
     return reason in TRANSIENT_REASONS
+
+
+TABLE_LEVEL_TEXTS = (
+    "provided schema does not match table",
+    "not found: table",
+    "already exists: table",
+    "cannot add required field",
+)
+"""Words of `invalid` failures that come from the table, not from one shard:
+every batch would fail the same way, so no shard is quarantined for them."""
+
+
+def is_data_reason(reason: str | None, message: str = "") -> bool:
+    """True when the job failed on the data it read (its shards are suspects)."""
+    text = message.lower()
+    if any(words in text for words in TABLE_LEVEL_TEXTS):
+        return False
+    return reason in DATA_REASONS
+
+
+def job_backoff(attempt: int) -> float:
+    """Seconds to wait before attempt `attempt` + 1 of a transiently failed job."""
+    delay = JOB_BACKOFF_INITIAL_SECONDS * 2 ** max(attempt - 1, 0)
+    return float(min(delay, JOB_BACKOFF_MAXIMUM_SECONDS))
 
 
 def is_quota_reason(reason: str | None, message: str = "") -> bool:

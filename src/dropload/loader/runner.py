@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -12,6 +13,7 @@ from dropload.errors import ConfigError
 from dropload.lease import new_owner
 from dropload.loader.tick import TableTick, TickReport
 from dropload.partition import partition_spec
+from dropload.quota import Clock, utc_now
 from dropload.schema import SchemaField, load_schema_file
 from dropload.store import Store, open_store
 from dropload.warehouse import Warehouse, open_warehouse
@@ -39,12 +41,17 @@ class Loader:
         store: Store | None = None,
         warehouse: Warehouse | None = None,
         step_hook: Callable[[str], None] | None = None,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`clock` and `sleep` stand in for real time in tests of whole days."""
         self.config = config
         self._store = store
         self._warehouse = warehouse
         self.owner = new_owner()
         self.step_hook = step_hook or (lambda step: None)
+        self.clock = clock
+        self.sleep = sleep
         self._fields: dict[str, tuple[SchemaField, ...]] = {}
 
     @cached_property
@@ -81,6 +88,8 @@ class Loader:
             warehouse=self.warehouse,
             owner=self.owner,
             step_hook=self.step_hook,
+            clock=self.clock,
+            sleep=self.sleep,
         ).run()
 
     def run_once(self, tables: Sequence[str] | None = None) -> list[TickReport]:

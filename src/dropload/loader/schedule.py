@@ -12,8 +12,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from dropload.loader.runner import Loader
+from dropload.loader.tick import TickReport
 
 logger = logging.getLogger(__name__)
+
+RESCHEDULE_TOLERANCE = 0.01
+"""Pacing changes under 1 % of the interval do not move the job."""
 
 
 def build_scheduler(loader: Loader) -> BackgroundScheduler:
@@ -25,9 +29,9 @@ def build_scheduler(loader: Loader) -> BackgroundScheduler:
     for name in loader.config.tables:
         minutes = loader.config.interval_minutes(name)
         scheduler.add_job(
-            loader.tick,
+            paced_tick,
             "interval",
-            args=[name],
+            args=[scheduler, loader, name],
             id=f"tick-{name}",
             minutes=minutes,
             next_run_time=datetime.now(UTC),
@@ -37,6 +41,28 @@ def build_scheduler(loader: Loader) -> BackgroundScheduler:
         )
         logger.info("table %s: ticks every %s minutes", name, minutes)
     return scheduler
+
+
+def paced_tick(
+    scheduler: BackgroundScheduler, loader: Loader, table: str
+) -> TickReport:
+    """One tick; moves the table's job to the interval pacing asks for."""
+    report = loader.tick(table)
+    wanted = report.interval_minutes
+    job = scheduler.get_job(f"tick-{table}")
+    if wanted is None or job is None:
+        return report
+    current = job.trigger.interval.total_seconds() / 60
+    if abs(wanted - current) > RESCHEDULE_TOLERANCE * current:
+        scheduler.reschedule_job(job.id, trigger="interval", minutes=wanted)
+        logger.info(
+            "table %s: ticks every %.1f minutes now (was %.1f): %s",
+            table,
+            wanted,
+            current,
+            "stretched near the load-job budget" if wanted > current else "back",
+        )
+    return report
 
 
 def serve(loader: Loader, stop: threading.Event | None = None) -> None:

@@ -10,25 +10,36 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from dropload import layout
 from dropload.archive import batch_partitions
+from dropload.batching import MAX_SHARDS_PER_BATCH, plan_batches
 from dropload.config import Config, TableConfig
 from dropload.errors import (
+    BudgetExhausted,
     DroploadError,
     LeaseHeld,
     ObjectExists,
     ObjectNotFound,
 )
 from dropload.lease import Lease
+from dropload.loader.isolation import Isolation
 from dropload.manifest import Intent, Manifest, ShardEntry
 from dropload.partition import PARTITIONS_METADATA, decode_partitions
-from dropload.retry import is_quota_reason, is_transient_reason
+from dropload.quota import Budget, Clock, Pause, hold_reason, pause_until, utc_now
+from dropload.quota import write_pause as write_pause_note
+from dropload.redelivery import seen_before
+from dropload.retry import (
+    is_data_reason,
+    is_quota_reason,
+    is_transient_reason,
+    job_backoff,
+)
 from dropload.schema import SchemaField
 from dropload.shard import is_shard_name, new_batch_id
 from dropload.store.base import ROWS_METADATA, ObjectInfo, Store
@@ -39,8 +50,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS_PER_TICK = 3
 """Attempts (each a new job id) a tick spends on a transiently failing batch."""
 
-MAX_SHARDS_PER_BATCH = 10_000
-"""Shards one batch claims; bounds a tick's moves (a wildcard URI has no limit)."""
+__all__ = ["MAX_ATTEMPTS_PER_TICK", "MAX_SHARDS_PER_BATCH", "TableTick", "TickReport"]
 
 
 class TickAborted(DroploadError):
@@ -53,13 +63,19 @@ class TickReport:
 
     table: str
     status: str = "idle"
-    """idle, loaded, skipped, running, paused or failed."""
+    """idle, loaded, skipped, waiting (stretched interval), running, paused or
+    failed."""
     jobs: list[str] = field(default_factory=list)
     batches: int = 0
     shards: int = 0
     rows: int = 0
     bytes: int = 0
     error: str | None = None
+    quarantined: int = 0
+    dropped: int = 0
+    """Spooled shards dropped because their first copy was loaded already."""
+    interval_minutes: float | None = None
+    """The table's interval after pacing (stretched near the budget)."""
 
     @property
     def failed(self) -> bool:
@@ -79,7 +95,11 @@ class TableTick:
     owner: str
     step_hook: Callable[[str], None] = lambda step: None
     """Called at each named step; the crash harness kills the process there."""
+    clock: Clock = utc_now
+    sleep: Callable[[float], None] = time.sleep
+    """Waits between attempts of a transiently failed job (tests skip it)."""
     report: TickReport = field(init=False)
+    _budget: Budget = field(init=False)
     _lease: Lease | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -103,6 +123,9 @@ class TableTick:
         stop = self._lease.keep_alive()
         try:
             self._work()
+        except BudgetExhausted as exc:
+            logger.warning("%s", exc)
+            self.report.status, self.report.error = "paused", str(exc)
         except DroploadError as exc:
             logger.error("table %s: tick failed: %s", name, exc)
             self.report.status, self.report.error = "failed", str(exc)
@@ -113,16 +136,54 @@ class TableTick:
 
     def _work(self) -> None:
         self._step("recover")
+        if self._held():
+            return
         for intent in self._open_intents():
             if not self._finish(intent):
                 return
-        staged = self._staged()
+        staged = self._drop_redelivered(self._staged())
         if not staged:
             logger.debug("table %s: nothing staged", self.table.name)
             return
-        for chunk in _chunks(staged, MAX_SHARDS_PER_BATCH):
+        for chunk in plan_batches(staged):
             if not self._finish(self._begin(chunk)):
                 return
+
+    def _held(self) -> bool:
+        """Count the table's jobs; True when pause or budget say: no job now."""
+        name = self.table.name
+        self._budget = Budget.of(self.config, self.warehouse, name, self.clock())
+        interval = self.report.interval_minutes = self._budget.interval_minutes()
+        if interval > self._budget.base_minutes:
+            logger.info(
+                "table %s: interval stretched from %.0f to %.0f minutes:"
+                " %d of %d load jobs used in the last 24 hours",
+                name,
+                self._budget.base_minutes,
+                interval,
+                self._budget.used,
+                self._budget.live,
+            )
+        held = hold_reason(self.store, self._budget)
+        if held is None:
+            return False
+        self.report.status, self.report.error = held
+        logger.info("table %s: no load this tick: %s", name, held[1])
+        return True
+
+    def _drop_redelivered(self, staged: list[ObjectInfo]) -> list[ObjectInfo]:
+        """Delete spooled copies of shards that were claimed before."""
+        seen = seen_before(self.store, self.table.name, staged, self.clock())
+        for info in seen:
+            self._delete_quietly(info)
+            logger.warning(
+                "table %s: shard %s uploaded again from a spool; dropped, its"
+                " first copy was claimed already",
+                self.table.name,
+                info.basename,
+            )
+        self.report.dropped += len(seen)
+        return [s for s in staged if s not in seen]
 
     def _step(self, step: str) -> None:
         self.step_hook(step)
@@ -148,8 +209,8 @@ class TableTick:
     def _begin(self, staged: list[ObjectInfo]) -> Intent:
         intent = Intent(
             table=self.table.name,
-            batch_id=new_batch_id(),
-            created=datetime.now(UTC),
+            batch_id=new_batch_id(self.clock()),
+            created=self.clock(),
             shards=tuple(_entry(s) for s in staged),
         )
         self._step("write-intent")
@@ -160,29 +221,52 @@ class TableTick:
     def _finish(self, intent: Intent) -> bool:
         """Claim, load and archive one batch; False when the table must stop."""
         intent = self._claim(intent)
-        if not intent.shards:
-            self._close_intent(intent)
-            return True
-        for _ in range(MAX_ATTEMPTS_PER_TICK):
-            self._step("load")
-            result = self.warehouse.load(
-                self._request(intent), timeout=self.config.loader.job_timeout_seconds
-            )
-            self._step("judge")
-            self.report.jobs.append(result.job_id)
+        isolation = self._isolation()
+        transient = 0
+        while intent.shards:
+            result = self._load(intent)
             if result.succeeded:
                 self._archive(intent, result)
                 return True
             if not result.done:
                 self.report.status = "running"
                 return False
-            retried = self._after_failure(intent, result)
+            retried = self._after_failure(intent, result, isolation)
+            self.report.quarantined = isolation.quarantined
             if retried is None:
                 return False
+            if is_transient_reason(result.error_reason, result.error_message or ""):
+                transient += 1
+                if transient >= MAX_ATTEMPTS_PER_TICK:
+                    self.report.status = "failed"
+                    self.report.error = (
+                        f"batch still failing after {MAX_ATTEMPTS_PER_TICK} tries"
+                    )
+                    return False
+                self.sleep(job_backoff(transient))
             intent = retried
-        self.report.status = "failed"
-        self.report.error = f"batch still failing after {MAX_ATTEMPTS_PER_TICK} tries"
-        return False
+        self._close_intent(intent)
+        return True
+
+    def _load(self, intent: Intent) -> JobResult:
+        """Run the intent's job, counted against the table's budget."""
+        self._step("load")
+        self._budget.spend()
+        result = self.warehouse.load(
+            self._request(intent), timeout=self.config.loader.job_timeout_seconds
+        )
+        self._step("judge")
+        self.report.jobs.append(result.job_id)
+        return result
+
+    def _isolation(self) -> Isolation:
+        return Isolation(
+            store=self.store,
+            table=self.table,
+            fields=self.fields,
+            clock=self.clock,
+            max_jobs=self.config.loader.isolation_jobs,
+        )
 
     def _claim(self, intent: Intent) -> Intent:
         """Move the intent's shards into the batch folder; idempotent."""
@@ -225,7 +309,9 @@ class TableTick:
             labels={"dropload-batch": intent.batch_id.lower()},
         )
 
-    def _after_failure(self, intent: Intent, result: JobResult) -> Intent | None:
+    def _after_failure(
+        self, intent: Intent, result: JobResult, isolation: Isolation
+    ) -> Intent | None:
         reason, message = result.error_reason, result.error_message or ""
         logger.warning(
             "table %s: job %s failed (%s): %s",
@@ -244,13 +330,33 @@ class TableTick:
             # or BigQuery answers 409 with this same quota error for ever.
             self._step("rewrite-intent")
             self._write_intent(intent.next_attempt(f"{reason}"), intent)
-            self.report.status = "paused"
-            self.report.error = f"quota exceeded: {message}"
+            self._pause(result)
             return None
+        if is_data_reason(reason, message):
+            narrowed = isolation.narrow(intent, result)
+            if narrowed is not None:
+                self._step("rewrite-intent")
+                self._write_intent(narrowed, intent)
+                return narrowed
         self._unclaim(intent)
         self.report.status = "failed"
         self.report.error = f"job {result.job_id} failed ({reason}): {message}"
         return None
+
+    def _pause(self, result: JobResult) -> None:
+        """Persist a pause until the window frees up, so cron runs honour it."""
+        until = pause_until(self._budget)
+        message = result.error_message or "quotaExceeded"
+        note = Pause(until=until, reason=message, job_id=result.job_id)
+        write_pause_note(self.store, self.table.name, note)
+        self.report.status = "paused"
+        self.report.error = f"quota exceeded: {message}; paused until {until:%H:%M}Z"
+        logger.warning(
+            "table %s: paused until %s after quotaExceeded in job %s",
+            self.table.name,
+            until.isoformat(),
+            result.job_id,
+        )
 
     def _write_intent(self, new: Intent, old: Intent) -> None:
         name = layout.intent(new.table, new.batch_id)
@@ -313,7 +419,7 @@ class TableTick:
             byte_count=intent.size,
             format=self.table.format,
             claimed_at=intent.created,
-            loaded_at=result.ended or datetime.now(UTC),
+            loaded_at=result.ended or self.clock(),
             partitions=batch_partitions(
                 self.store,
                 self.table,
@@ -323,7 +429,7 @@ class TableTick:
                     layout.batch(intent.table, intent.batch_id),
                     layout.archived_batch(intent.table, day, intent.batch_id),
                 ),
-                result.created or datetime.now(UTC),
+                result.created or self.clock(),
             ),
             attempts_log=intent.attempts_log,
         )
@@ -358,8 +464,3 @@ def _entry(info: ObjectInfo) -> ShardEntry:
         rows=int(rows) if rows and rows.isdigit() else None,
         partitions=decode_partitions(info.metadata.get(PARTITIONS_METADATA)),
     )
-
-
-def _chunks(items: list[ObjectInfo], size: int) -> Iterable[list[ObjectInfo]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -23,6 +23,9 @@ MAX_FILES_PER_JOB = 10_000_000
 MAX_BYTES_PER_JOB = 15 * 10**12
 """BigQuery loads at most 15 TB in one load job."""
 
+MAX_GZIP_FILE_BYTES = 4 * 10**9
+"""BigQuery reads gzip'd NDJSON files of at most 4 GB."""
+
 MAX_NDJSON_ROW_BYTES = 100 * 1024 * 1024
 """BigQuery refuses an NDJSON row (one line) larger than 100 MB."""
 

@@ -12,7 +12,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,8 +86,12 @@ class _LoadError(Exception):
 class DuckDBWarehouse(Warehouse):
     """Tables in a DuckDB file; `dataset.table` maps to schema `dataset`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        """Open (or create) the file; `clock` stamps jobs (tests run a fake day)."""
         self.path = Path(path).expanduser().resolve()
+        self._clock = clock or (lambda: datetime.now(UTC))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -99,7 +103,7 @@ class DuckDBWarehouse(Warehouse):
     def load(self, request: LoadRequest, *, timeout: float) -> JobResult:
         """Run the load in one transaction with its ledger row."""
         check_job_id(request.job_id)
-        created = datetime.now(UTC)
+        created = self._clock()
         with _write_lock(self.path), self._connect() as con:
             existing = self._job(con, request.job_id)
             if existing is not None:
@@ -118,7 +122,7 @@ class DuckDBWarehouse(Warehouse):
                 bad_records=bad,
                 input_files=files,
                 created=created,
-                ended=datetime.now(UTC),
+                ended=self._clock(),
             )
             self._insert_job(con, result)
             con.execute("COMMIT")
@@ -222,7 +226,7 @@ class DuckDBWarehouse(Warehouse):
             error_reason=reason,
             error_message=message.splitlines()[0][:1000] if message else reason,
             created=created,
-            ended=datetime.now(UTC),
+            ended=self._clock(),
         )
         self._insert_job(con, result)
         return result
