@@ -22,7 +22,6 @@ from cloud_fixtures import (
 )
 from dropload import layout
 from dropload.cli import main
-from dropload.shard import new_shard_name
 from dropload.store.base import ROWS_METADATA
 
 pytestmark = pytest.mark.emulator
@@ -93,8 +92,10 @@ def test_run_once_failed_table_exits_1(
 ) -> None:
     """A table whose job fails makes run-once exit 1 and name it; the rest loads."""
     stage(project, 0, 2, table="clicks")
-    bad = project.key(layout.staging("events") + new_shard_name("ndjson"))
-    gcs_client.bucket(project.bucket).blob(bad).upload_from_string(b'{"id": "x"}\n')
+    stage(project, 0, 1, table="events")
+    # A table that lacks the configured fields fails every job (not a bad shard).
+    narrow = [bigquery.SchemaField("id", "INTEGER", mode="REQUIRED")]
+    bq_client.create_table(bigquery.Table(project.destination("events"), narrow))
 
     result = _loader(project, "run-once")
 

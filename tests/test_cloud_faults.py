@@ -324,19 +324,25 @@ def test_quota_error_pauses_the_table_and_the_next_tick_resumes(
     bq_client: bigquery.Client,
     bq_dataset: str,
 ) -> None:
-    """quotaExceeded pauses the table with its batch kept; the next tick loads it."""
+    """quotaExceeded pauses the table with its batch kept until the pause ends;
+    the first tick after it loads the batch."""
     stage(project, 0, 3)
     warehouse = _FailingJobs(project.warehouse(), "quotaExceeded", QUOTA_MESSAGE)
-    loader = project.loader(warehouse=warehouse)
+    now = [datetime.now(UTC)]
+    loader = project.loader(warehouse=warehouse, clock=lambda: now[0])
 
     paused = loader.tick("events")
+    still = loader.tick("events")
 
     assert paused.status == "paused"
     assert "quota" in paused.error
+    assert (still.status, still.jobs) == ("paused", [])
     assert staged(gcs_client, project) == []
     assert len(object_names(gcs_client, project, layout.intents("events"))) == 1
+    assert layout.pause("events") in object_names(gcs_client, project, "events/")
     assert table_ids(bq_client, project) == []
 
+    now[0] += timedelta(hours=25)
     resumed = loader.tick("events")
     loader.close()
 

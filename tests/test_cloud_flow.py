@@ -238,29 +238,30 @@ def test_shard_staged_during_a_load_waits_for_the_next_tick(
     assert len(manifests(gcs_client, project)) == 2
 
 
-def test_failed_job_leaves_every_shard_staged(
+def test_failed_job_on_bad_data_quarantines_the_bad_shard_and_loads_the_rest(
     project: CloudProject,
     gcs_client: storage.Client,
     bq_client: bigquery.Client,
     bq_dataset: str,
 ) -> None:
-    """A job DONE with an error result archives nothing and puts shards back."""
+    """A job DONE with an error on one shard's data: that shard goes to quarantine,
+    the rest loads in the same tick with one more job."""
     stage(project, 0, 5)
-    _write_staged(gcs_client, project, b'{"id": "not a number"}\n')
-    before = staged(gcs_client, project)
+    bad = _write_staged(gcs_client, project, b'{"id": "not a number"}\n')
 
     [report] = _run_once(project)
 
-    assert report.status == "failed"
-    [job] = load_jobs(bq_client, bq_dataset)
-    assert job.state == "DONE"
-    assert job.error_result["reason"] == "invalid"
-    assert job.job_id in report.error
-    assert staged(gcs_client, project) == before
-    assert object_names(gcs_client, project, layout.archive("events")) == []
-    assert object_names(gcs_client, project, layout.batches("events")) == []
-    assert object_names(gcs_client, project, layout.intents("events")) == []
-    assert table_ids(bq_client, project) == []
+    assert (report.status, report.rows, report.quarantined) == ("loaded", 5, 1)
+    failed, loaded = sorted(load_jobs(bq_client, bq_dataset), key=lambda j: j.job_id)
+    assert failed.error_result["reason"] == "invalid"
+    assert loaded.error_result is None
+    assert report.jobs == [failed.job_id, loaded.job_id]
+    assert staged(gcs_client, project) == []
+    assert object_names(gcs_client, project, layout.quarantine("events")) == [
+        layout.quarantine("events") + bad,
+        layout.quarantine("events") + bad + layout.ERROR_SUFFIX,
+    ]
+    assert table_ids(bq_client, project) == [0, 1, 2, 3, 4]
 
 
 def test_create_never_on_a_missing_table_moves_nothing(
@@ -454,8 +455,10 @@ def test_stager_spools_when_the_store_is_down_and_uploads_later(
 def test_unreachable_warehouse_fails_the_tick_and_loses_nothing(
     project: CloudProject, gcs_client: storage.Client, bq_client: bigquery.Client
 ) -> None:
-    """With BigQuery down the tick fails, the batch stays claimed, the next loads it."""
+    """With BigQuery down the tick fails before it claims (the job count comes
+    first), the shard stays staged, the next tick loads it."""
     stage(project, 0, 3)
+    before = staged(gcs_client, project)
     down = with_endpoints(project.config, warehouse=closed_endpoint())
     loader = Loader(down, warehouse=BigQueryWarehouse(down.warehouse, deadline=1))
 
@@ -464,7 +467,8 @@ def test_unreachable_warehouse_fails_the_tick_and_loses_nothing(
 
     assert failed.status == "failed"
     assert "BigQuery did not answer" in failed.error
-    assert len(object_names(gcs_client, project, layout.intents("events"))) == 1
+    assert staged(gcs_client, project) == before
+    assert object_names(gcs_client, project, layout.intents("events")) == []
     [report] = _run_once(project)
     assert (report.status, report.rows) == ("loaded", 3)
     assert table_ids(bq_client, project) == [0, 1, 2]

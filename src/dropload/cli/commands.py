@@ -7,7 +7,7 @@ import click
 
 def register(group: click.Group) -> None:
     """Attach the sub-commands to `group`."""
-    from dropload.cli import archive, load, replay, stage, status
+    from dropload.cli import archive, load, quarantine, quota, replay, stage, status
 
     group.add_command(load.run_once)
     group.add_command(load.serve)
@@ -16,3 +16,5 @@ def register(group: click.Group) -> None:
     group.add_command(replay.replay)
     group.add_command(archive.archive)
     group.add_command(archive.compact)
+    group.add_command(quota.quota)
+    group.add_command(quarantine.quarantine)
