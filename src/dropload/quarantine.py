@@ -51,12 +51,13 @@ def quarantine_shard(
     with contextlib.suppress(ObjectExists):
         store.write(note_name(table, src.basename), body.encode())
     store.move(src, layout.quarantine(table) + src.basename)
+    # The error may quote row values: it goes to the note, never to the log.
     logger.warning(
-        "table %s: shard %s quarantined after job %s: %s",
+        "table %s: shard %s quarantined after job %s; the reason is in %s",
         table,
         src.basename,
         job_id,
-        error,
+        note_name(table, src.basename),
     )
 
 

@@ -1,0 +1,216 @@
+"""Poison shards on the embedded default: found, quarantined, the rest loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dropload import Loader, Stager, layout
+from dropload.cli import main
+from dropload.quarantine import list_quarantined, release_shard
+from dropload.shard import new_shard_name
+from dropload.warehouse.base import JobResult, LoadRequest
+from embedded import (
+    TABLE,
+    Project,
+    archived,
+    make_project,
+    records,
+    staged,
+    table_ids,
+)
+from seams import SeamWarehouse, without_file_names
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A project whose stager writes a shard every 5 records."""
+    return make_project(tmp_path, stager={"max_records": 5})
+
+
+def _stage_shards(project: Project, shards: int, start: int = 0) -> None:
+    with Stager(project.config, TABLE) as stager:
+        stager.extend(records(start, start + 5 * shards))
+
+
+def _put_staged(project: Project, data: bytes) -> str:
+    name = new_shard_name("ndjson")
+    project.store().write(layout.staging(TABLE) + name, data)
+    return name
+
+
+def _loader(project: Project, warehouse: SeamWarehouse) -> Loader:
+    return Loader(project.config, warehouse=warehouse, sleep=lambda seconds: None)
+
+
+def _note(project: Project, shard: str) -> dict[str, str]:
+    name = layout.quarantine(TABLE) + shard + layout.ERROR_SUFFIX
+    raw: dict[str, str] = json.loads(project.store().read(name))
+    return raw
+
+
+def test_one_poison_shard_among_20_named_by_the_job(project: Project) -> None:
+    """19 shards load in the same tick, the one the error names is quarantined
+    with the error and the job id, one extra job spent."""
+    _stage_shards(project, 10)
+    bad = _put_staged(project, b'{"id": 1, "name": "cut off\n')
+    _stage_shards(project, 9, start=50)
+    warehouse = SeamWarehouse(project.warehouse())
+
+    [report] = _loader(project, warehouse).run_once()
+
+    assert (report.status, report.shards, report.quarantined) == ("loaded", 19, 1)
+    assert len(report.jobs) == 2
+    assert table_ids(project.warehouse()) == list(range(95))
+    assert staged(project.store()) == []
+    note = _note(project, bad)
+    assert note["job_id"] == report.jobs[0]
+    assert "Malformed JSON" in note["error"]
+    assert len(archived(project.store())) == 19
+
+
+def test_poison_shard_found_by_the_local_check_when_no_file_is_named(
+    project: Project,
+) -> None:
+    """When the job's error names no file, checking the shards against the
+    schema finds the bad one; it costs no job, the 19 load with one more."""
+    _stage_shards(project, 12)
+    bad = _put_staged(project, b'{"id": "twelve"}\n')
+    _stage_shards(project, 7, start=60)
+    warehouse = SeamWarehouse(project.warehouse())
+    warehouse.after_load = without_file_names
+
+    [report] = _loader(project, warehouse).run_once()
+
+    assert (report.status, report.quarantined, len(report.jobs)) == ("loaded", 1, 2)
+    assert table_ids(project.warehouse()) == list(range(95))
+    [shard] = list_quarantined(project.store(), TABLE)
+    assert shard.shard == bad
+    assert shard.error.startswith("checked locally: row 1: field id:")
+    assert "twelve" not in shard.error
+
+
+def test_a_batch_of_bad_shards_only_is_quarantined_without_another_job(
+    project: Project,
+) -> None:
+    """When every shard is bad they all go to quarantine and no job follows."""
+    first = _put_staged(project, b"not json\n")
+    second = _put_staged(project, b'{"id": true}\n')
+    warehouse = SeamWarehouse(project.warehouse())
+    warehouse.after_load = without_file_names
+
+    [report] = _loader(project, warehouse).run_once()
+
+    assert (report.quarantined, len(report.jobs), report.failed) == (2, 1, False)
+    quarantined = [q.shard for q in list_quarantined(project.store(), TABLE)]
+    assert quarantined == sorted([first, second])
+    assert project.store().list(layout.intents(TABLE)) == []
+
+
+def test_split_as_last_resort_stays_within_the_extra_jobs(project: Project) -> None:
+    """A shard only the warehouse rejects (no file named, the schema check
+    passes) is isolated by splitting within loader.isolation_jobs per tick;
+    every other record loads once, the bad one ends in quarantine."""
+    _stage_shards(project, 20)
+    names = staged(project.store())
+    poison = names[13]
+    warehouse = SeamWarehouse(project.warehouse())
+
+    def reject(request: LoadRequest) -> JobResult | None:
+        folder = Path(request.source_uris[0]).parent
+        if not (folder / poison).exists():
+            return None
+        return JobResult(
+            job_id=request.job_id,
+            state="DONE",
+            error_reason="invalid",
+            error_message="Error while reading data: too many errors",
+        )
+
+    warehouse.before_load = reject
+    loader = _loader(project, warehouse)
+    limit = project.config.loader.isolation_jobs
+    reports = [loader.tick(TABLE) for _ in range(6)]
+
+    assert all(len(r.jobs) <= 1 + limit for r in reports)
+    assert [q.shard for q in list_quarantined(project.store(), TABLE)] == [poison]
+    expected = [i for i in range(100) if i // 5 != 13]
+    assert table_ids(project.warehouse()) == expected
+    assert staged(project.store()) == []
+    assert _note(project, poison)["error"].startswith("Error while reading data")
+
+
+def test_table_level_failure_quarantines_nothing(project: Project) -> None:
+    """A table missing the configured fields fails every shard alike: no
+    quarantine, the shards go back to staging and the tick fails."""
+    warehouse = project.warehouse()
+    warehouse.query("CREATE SCHEMA ds")
+    warehouse.query("CREATE TABLE ds.events (id BIGINT)")
+    _stage_shards(project, 3)
+    before = staged(project.store())
+
+    [report] = _loader(project, SeamWarehouse(warehouse)).run_once()
+
+    assert report.failed
+    assert "Provided Schema does not match" in (report.error or "")
+    assert staged(project.store()) == before
+    assert list_quarantined(project.store(), TABLE) == []
+
+
+def test_released_shard_loads_once_after_the_fix(project: Project) -> None:
+    """release moves the shard back to staging and drops its note; once the
+    cause is fixed the next tick loads it, every record once."""
+    _stage_shards(project, 3)
+    shard = staged(project.store())[1]
+    warehouse = SeamWarehouse(project.warehouse())
+    broken = [True]
+
+    def reject(request: LoadRequest) -> JobResult | None:
+        folder = Path(request.source_uris[0]).parent
+        if not broken[0] or not (folder / shard).exists():
+            return None
+        message = f"Error while reading data. File: {folder / shard}"
+        return JobResult(
+            request.job_id, "DONE", error_reason="invalid", error_message=message
+        )
+
+    warehouse.before_load = reject
+    loader = _loader(project, warehouse)
+    [first] = loader.run_once()
+    assert (first.rows, first.quarantined) == (10, 1)
+
+    broken[0] = False
+    release_shard(project.store(), TABLE, shard)
+    assert staged(project.store()) == [shard]
+    [second] = loader.run_once()
+
+    assert (second.status, second.rows) == ("loaded", 5)
+    assert list_quarantined(project.store(), TABLE) == []
+    assert project.store().list(layout.quarantine(TABLE)) == []
+    assert table_ids(project.warehouse()) == list(range(15))
+
+
+def test_quarantine_cli_lists_and_releases(project: Project) -> None:
+    """`loader quarantine list --format json` shows the shard and its error;
+    `release` puts it back; releasing an unknown shard exits 1."""
+    bad = _put_staged(project, b"{not json}\n")
+    _stage_shards(project, 1)
+    runner = CliRunner()
+    config = ["--config", str(project.config_path)]
+    assert runner.invoke(main, [*config, "run-once"]).exit_code == 0
+
+    listed = runner.invoke(main, [*config, "quarantine", "list", "--format", "json"])
+    released = runner.invoke(main, [*config, "quarantine", "release", bad])
+    unknown = runner.invoke(main, [*config, "quarantine", "release", "nope.ndjson"])
+
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.stdout)
+    assert (row["table"], row["shard"]) == (TABLE, bad)
+    assert row["job_id"].startswith("dropload-events-")
+    assert released.exit_code == 0
+    assert staged(project.store()) == [bad]
+    assert unknown.exit_code == 1
+    assert "shard nope.ndjson: not in the quarantine of events" in unknown.stderr
