@@ -88,6 +88,7 @@ class FlakyStore(Store):
         self._lock = threading.Lock()
         self.failures = 0
         self.lost_answers = 0
+        self.refused_down = 0
 
     def write(
         self,
@@ -99,6 +100,7 @@ class FlakyStore(Store):
     ) -> ObjectInfo:
         """Write through the real store, unless this write is chosen to fail."""
         if self.down_flag.exists():
+            self.refused_down += 1
             raise StoreUnavailable(name, "store down (injected)")
         with self._lock:
             roll = self._random.random()

@@ -82,6 +82,8 @@ class Stager:
         self._closed = False
         self.shards_written = 0
         self.records_written = 0
+        self.peak_buffered_bytes = 0
+        """Most bytes held at once (buffered and being uploaded)."""
         self._spool.drain(self._store)
         lifecycle.register(self)
 
@@ -100,6 +102,9 @@ class Stager:
             if partition is not None:
                 self._partitions.add(partition)
             self._bytes += size
+            self.peak_buffered_bytes = max(
+                self.peak_buffered_bytes, self._bytes + self._in_flight
+            )
             if self._oldest is None:
                 self._oldest = time.monotonic()
             if self._full():
