@@ -76,16 +76,21 @@ class Isolation:
     def _find_bad(
         self, intent: Intent, result: JobResult, claimed: dict[str, ObjectInfo]
     ) -> dict[str, str]:
+        checker = ShardChecker(self.table, self.fields)
         named = named_shards(result, claimed)
+        if not named and len(claimed) == 1:
+            named = {name: result.error_message or "load failed" for name in claimed}
         if named:
-            return named
-        if len(claimed) == 1:
-            return {name: result.error_message or "load failed" for name in claimed}
+            return {n: self._explain(checker, claimed[n], m) for n, m in named.items()}
         if self._checked:
             return {}
         self._checked = True
-        checker = ShardChecker(self.table, self.fields)
         return checker.bad_shards(self.store, claimed.values())
+
+    def _explain(self, checker: ShardChecker, info: ObjectInfo, message: str) -> str:
+        """The job's message, and the field at fault when a local check names it."""
+        problem = checker.problem(self.store, info)
+        return f"{message}; checked locally: {problem}" if problem else message
 
     def _quarantine(
         self, bad: dict[str, str], claimed: dict[str, ObjectInfo], job_id: str
