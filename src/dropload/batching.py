@@ -14,7 +14,6 @@ from dropload.store.base import ObjectInfo
 from dropload.warehouse.base import (
     MAX_BYTES_PER_JOB,
     MAX_FILES_PER_JOB,
-    MAX_GZIP_FILE_BYTES,
     MAX_SOURCE_URIS,
 )
 
@@ -36,14 +35,7 @@ class Limits:
 
 def compression(info: ObjectInfo) -> str:
     """`gzip` for a gzip'd shard, else `none`."""
-    if info.metadata.get(COMPRESSION_METADATA) == "gzip" or info.name.endswith(".gz"):
-        return "gzip"
-    return "none"
-
-
-def too_large(info: ObjectInfo) -> bool:
-    """True for a gzip'd shard BigQuery will not read (over 4 GB)."""
-    return compression(info) == "gzip" and info.size > MAX_GZIP_FILE_BYTES
+    return "gzip" if info.metadata.get(COMPRESSION_METADATA) == "gzip" else "none"
 
 
 def plan_batches(
