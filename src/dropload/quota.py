@@ -270,6 +270,46 @@ def hold_reason(store: Store, budget: Budget) -> tuple[str, str] | None:
     return ("paused" if budget.used >= budget.live else "waiting"), why
 
 
+def check_table(
+    config: Config, warehouse: Warehouse, store: Store, table: str, now: datetime
+) -> tuple[Budget, tuple[str, str] | None]:
+    """Count the table's jobs and say whether it may load now (see hold_reason).
+
+    Logs why when the interval is stretched. Raises WarehouseError when the
+    warehouse cannot list the jobs.
+    """
+    budget = Budget.of(config, warehouse, table, now)
+    interval = budget.interval_minutes()
+    if interval > budget.base_minutes:
+        logger.info(
+            "table %s: interval stretched from %.0f to %.0f minutes:"
+            " %d of %d load jobs used in the last 24 hours",
+            table,
+            budget.base_minutes,
+            interval,
+            budget.used,
+            budget.live,
+        )
+    held = hold_reason(store, budget)
+    if held is not None:
+        logger.info("table %s: no load this tick: %s", table, held[1])
+    return budget, held
+
+
+def pause_table(store: Store, budget: Budget, job_id: str, message: str) -> str:
+    """Persist a pause until the window frees up (cron runs honour it); returns
+    the report's error text."""
+    until = pause_until(budget)
+    write_pause(store, budget.table, Pause(until, message, job_id))
+    logger.warning(
+        "table %s: paused until %s after quotaExceeded in job %s",
+        budget.table,
+        until.isoformat(),
+        job_id,
+    )
+    return f"quota exceeded: {message}; paused until {until:%Y-%m-%dT%H:%M}Z"
+
+
 def pause_until(budget: Budget) -> datetime:
     """When a table that got quotaExceeded may try again."""
     if budget.jobs and budget.frees_at() > budget.now:

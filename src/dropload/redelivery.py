@@ -9,11 +9,13 @@ from the shard's day onwards (its name carries its time), and in the quarantine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from dropload import layout
+from dropload.errors import ObjectNotFound
 from dropload.shard import shard_time
 from dropload.stager.spool import SPOOLED_METADATA
 from dropload.store.base import ObjectInfo, Store
@@ -46,6 +48,23 @@ def seen_before(
     for day in _days(first - timedelta(days=CLOCK_SKEW_DAYS), now):
         known |= {i.basename for i in store.list(layout.archive_day(table, day))}
     return [s for s in spooled if s.basename in known]
+
+
+def drop_seen(
+    store: Store, table: str, staged: Sequence[ObjectInfo], now: datetime
+) -> list[ObjectInfo]:
+    """Delete the spooled copies `seen_before` finds; returns the shards left."""
+    seen = seen_before(store, table, staged, now)
+    for info in seen:
+        with contextlib.suppress(ObjectNotFound):
+            store.delete(info.name, if_generation_match=info.generation)
+        logger.warning(
+            "table %s: shard %s uploaded again from a spool; dropped, its first"
+            " copy was claimed already",
+            table,
+            info.basename,
+        )
+    return [s for s in staged if s not in seen]
 
 
 def _days(start: datetime, end: datetime) -> list[str]:

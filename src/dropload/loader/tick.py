@@ -31,9 +31,8 @@ from dropload.lease import Lease
 from dropload.loader.isolation import Isolation
 from dropload.manifest import Intent, Manifest, ShardEntry
 from dropload.partition import PARTITIONS_METADATA, decode_partitions
-from dropload.quota import Budget, Clock, Pause, hold_reason, pause_until, utc_now
-from dropload.quota import write_pause as write_pause_note
-from dropload.redelivery import seen_before
+from dropload.quota import Budget, Clock, check_table, pause_table, utc_now
+from dropload.redelivery import drop_seen
 from dropload.retry import (
     is_data_reason,
     is_quota_reason,
@@ -151,39 +150,19 @@ class TableTick:
 
     def _held(self) -> bool:
         """Count the table's jobs; True when pause or budget say: no job now."""
-        name = self.table.name
-        self._budget = Budget.of(self.config, self.warehouse, name, self.clock())
-        interval = self.report.interval_minutes = self._budget.interval_minutes()
-        if interval > self._budget.base_minutes:
-            logger.info(
-                "table %s: interval stretched from %.0f to %.0f minutes:"
-                " %d of %d load jobs used in the last 24 hours",
-                name,
-                self._budget.base_minutes,
-                interval,
-                self._budget.used,
-                self._budget.live,
-            )
-        held = hold_reason(self.store, self._budget)
-        if held is None:
-            return False
-        self.report.status, self.report.error = held
-        logger.info("table %s: no load this tick: %s", name, held[1])
-        return True
+        self._budget, held = check_table(
+            self.config, self.warehouse, self.store, self.table.name, self.clock()
+        )
+        self.report.interval_minutes = self._budget.interval_minutes()
+        if held is not None:
+            self.report.status, self.report.error = held
+        return held is not None
 
     def _drop_redelivered(self, staged: list[ObjectInfo]) -> list[ObjectInfo]:
         """Delete spooled copies of shards that were claimed before."""
-        seen = seen_before(self.store, self.table.name, staged, self.clock())
-        for info in seen:
-            self._delete_quietly(info)
-            logger.warning(
-                "table %s: shard %s uploaded again from a spool; dropped, its"
-                " first copy was claimed already",
-                self.table.name,
-                info.basename,
-            )
-        self.report.dropped += len(seen)
-        return [s for s in staged if s not in seen]
+        kept = drop_seen(self.store, self.table.name, staged, self.clock())
+        self.report.dropped += len(staged) - len(kept)
+        return kept
 
     def _step(self, step: str) -> None:
         self.step_hook(step)
@@ -330,7 +309,10 @@ class TableTick:
             # or BigQuery answers 409 with this same quota error for ever.
             self._step("rewrite-intent")
             self._write_intent(intent.next_attempt(f"{reason}"), intent)
-            self._pause(result)
+            self.report.status = "paused"
+            self.report.error = pause_table(
+                self.store, self._budget, result.job_id, message or "quotaExceeded"
+            )
             return None
         if is_data_reason(reason, message):
             narrowed = isolation.narrow(intent, result)
@@ -342,21 +324,6 @@ class TableTick:
         self.report.status = "failed"
         self.report.error = f"job {result.job_id} failed ({reason}): {message}"
         return None
-
-    def _pause(self, result: JobResult) -> None:
-        """Persist a pause until the window frees up, so cron runs honour it."""
-        until = pause_until(self._budget)
-        message = result.error_message or "quotaExceeded"
-        note = Pause(until=until, reason=message, job_id=result.job_id)
-        write_pause_note(self.store, self.table.name, note)
-        self.report.status = "paused"
-        self.report.error = f"quota exceeded: {message}; paused until {until:%H:%M}Z"
-        logger.warning(
-            "table %s: paused until %s after quotaExceeded in job %s",
-            self.table.name,
-            until.isoformat(),
-            result.job_id,
-        )
 
     def _write_intent(self, new: Intent, old: Intent) -> None:
         name = layout.intent(new.table, new.batch_id)
