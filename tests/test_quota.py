@@ -252,3 +252,21 @@ def test_serve_reschedules_a_table_whose_interval_stretched(tmp_path: Path) -> N
     assert events.trigger.interval == timedelta(minutes=40)
     assert calm.trigger.interval == timedelta(minutes=15)
     assert layout.pause("events") not in [i.name for i in loader.store.list("events/")]
+
+
+def test_quota_constants_pinned() -> None:
+    """Window 24 h, warning 80 %, critical 95 %, exit codes 0/3/4, a one-hour
+    fallback pause, 5 % cron slack, job backoff 2 s doubling to 32 s, three
+    isolation jobs, and `invalid` as the data-failure reason."""
+    from dropload import quota, retry
+    from dropload.config import LoaderConfig
+
+    assert quota.WINDOW == timedelta(hours=24)
+    assert (quota.WARNING_SHARE, quota.CRITICAL_SHARE) == (0.80, 0.95)
+    assert quota.LEVEL_EXIT_CODES == {"ok": 0, "warning": 3, "critical": 4}
+    assert quota.PAUSE_FALLBACK == timedelta(hours=1)
+    assert quota.PACE_SLACK == 0.05
+    assert [retry.job_backoff(n) for n in range(1, 7)] == [2, 4, 8, 16, 32, 32]
+    assert LoaderConfig().isolation_jobs == 3
+    assert retry.DATA_REASONS == frozenset({"invalid"})
+    assert not retry.is_data_reason("invalid", "Provided Schema does not match Table")
