@@ -261,12 +261,12 @@ def test_quota_constants_pinned() -> None:
     from dropload import quota, retry
     from dropload.config import LoaderConfig
 
-    assert quota.WINDOW == timedelta(hours=24)
+    assert timedelta(hours=24) == quota.WINDOW
     assert (quota.WARNING_SHARE, quota.CRITICAL_SHARE) == (0.80, 0.95)
     assert quota.LEVEL_EXIT_CODES == {"ok": 0, "warning": 3, "critical": 4}
-    assert quota.PAUSE_FALLBACK == timedelta(hours=1)
+    assert timedelta(hours=1) == quota.PAUSE_FALLBACK
     assert quota.PACE_SLACK == 0.05
     assert [retry.job_backoff(n) for n in range(1, 7)] == [2, 4, 8, 16, 32, 32]
     assert LoaderConfig().isolation_jobs == 3
-    assert retry.DATA_REASONS == frozenset({"invalid"})
+    assert frozenset({"invalid"}) == retry.DATA_REASONS
     assert not retry.is_data_reason("invalid", "Provided Schema does not match Table")
