@@ -75,7 +75,7 @@ def test_16_writers_with_failing_uploads_and_an_outage_lose_nothing(
 
     assert [w.exitcode for w in writers] == [0] * PROCESSES
     done = [json.loads(s.read_text()) for s in summaries]
-    assert all(d["peak"] <= CEILING for d in done)
+    assert all(CEILING // 2 < d["peak"] <= CEILING for d in done)
     assert all(d["spooled_in_outage"] > 0 and d["refused_down"] > 0 for d in done)
     assert sum(d["failures"] for d in done) > 0
     assert sum(d["lost_answers"] for d in done) > 0
