@@ -214,3 +214,24 @@ def test_quarantine_cli_lists_and_releases(project: Project) -> None:
     assert staged(project.store()) == [bad]
     assert unknown.exit_code == 1
     assert "shard nope.ndjson: not in the quarantine of events" in unknown.stderr
+
+
+def test_lone_unexplained_failure_on_a_table_never_loaded_is_not_quarantined(
+    project: Project,
+) -> None:
+    """A one-shard batch failing with no file named and a clean schema check,
+    on a table with no successful load yet, looks like a set-up problem: the
+    shard goes back to staging and the tick fails instead."""
+    _stage_shards(project, 1)
+    before = staged(project.store())
+    warehouse = SeamWarehouse(project.warehouse())
+    warehouse.before_load = lambda request: JobResult(
+        request.job_id, "DONE", error_reason="invalid", error_message="bad setup"
+    )
+
+    [report] = _loader(project, warehouse).run_once()
+
+    assert report.failed
+    assert "bad setup" in (report.error or "")
+    assert staged(project.store()) == before
+    assert list_quarantined(project.store(), TABLE) == []

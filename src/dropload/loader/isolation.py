@@ -36,6 +36,9 @@ class Isolation:
     fields: Sequence[SchemaField]
     clock: Callable[[], datetime]
     max_jobs: int
+    proven: Callable[[], bool] = lambda: True
+    """True once a load of this table succeeded lately: only then is a lone shard
+    that fails with no reason given taken to be bad, not the job's set-up."""
     extra_jobs: int = 0
     quarantined: int = 0
     returned: int = 0
@@ -78,11 +81,11 @@ class Isolation:
     ) -> dict[str, str]:
         checker = ShardChecker(self.table, self.fields)
         named = named_shards(result, claimed)
-        if not named and len(claimed) == 1:
+        if not named and len(claimed) == 1 and self.proven():
             named = {name: result.error_message or "load failed" for name in claimed}
         if named:
             return {n: self._explain(checker, claimed[n], m) for n, m in named.items()}
-        if self._checked:
+        if self._checked or len(claimed) == 1:
             return {}
         self._checked = True
         return checker.bad_shards(self.store, claimed.values())

@@ -245,7 +245,13 @@ class TableTick:
             fields=self.fields,
             clock=self.clock,
             max_jobs=self.config.loader.isolation_jobs,
+            proven=self._loaded_lately,
         )
+
+    def _loaded_lately(self) -> bool:
+        """A job of ours into the table succeeded in this tick or the window."""
+        jobs = self._budget.jobs
+        return self.report.batches > 0 or any(j.ours and j.succeeded for j in jobs)
 
     def _claim(self, intent: Intent) -> Intent:
         """Move the intent's shards into the batch folder; idempotent."""
