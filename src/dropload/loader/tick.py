@@ -298,12 +298,13 @@ class TableTick:
         self, intent: Intent, result: JobResult, isolation: Isolation
     ) -> Intent | None:
         reason, message = result.error_reason, result.error_message or ""
+        # A failure on the data may quote row values: those stay out of the log.
         logger.warning(
             "table %s: job %s failed (%s): %s",
             intent.table,
             result.job_id,
             reason,
-            message,
+            "on the data it read" if is_data_reason(reason, message) else message,
         )
         if is_transient_reason(reason, message):
             retried = intent.next_attempt(f"{reason}")
