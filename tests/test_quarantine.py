@@ -235,3 +235,39 @@ def test_lone_unexplained_failure_on_a_table_never_loaded_is_not_quarantined(
     assert "bad setup" in (report.error or "")
     assert staged(project.store()) == before
     assert list_quarantined(project.store(), TABLE) == []
+
+
+class _Crash(BaseException):
+    """Stands for the loader process dying at a step of the tick."""
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])
+def test_crash_during_isolation_loads_the_rest_once(
+    project: Project, crash_at: int
+) -> None:
+    """A loader killed after quarantining (at the intent rewrite) or at the
+    retried load leaves nothing lost: the next tick loads the good shards once
+    and the bad one stays in quarantine."""
+    _stage_shards(project, 4)
+    bad = _put_staged(project, b'{"id": 1,\n')
+    _stage_shards(project, 4, start=20)
+    seen: list[str] = []
+    step = "rewrite-intent" if crash_at == 1 else "load"
+    count = 1 if crash_at == 1 else 2
+
+    def crash(name: str) -> None:
+        seen.append(name)
+        if seen.count(step) == count:
+            raise _Crash(name)
+
+    crashing = Loader(project.config, step_hook=crash, sleep=lambda s: None)
+    with pytest.raises(_Crash):
+        crashing.tick(TABLE)
+    crashing.close()
+    [report] = _loader(project, SeamWarehouse(project.warehouse())).run_once()
+
+    assert report.status == "loaded"
+    assert table_ids(project.warehouse()) == list(range(40))
+    assert [q.shard for q in list_quarantined(project.store(), TABLE)] == [bad]
+    assert staged(project.store()) == []
+    assert project.store().list(layout.intents(TABLE)) == []
