@@ -31,8 +31,7 @@ def _info(n: int, size: int = 100, gzip: bool = False) -> ObjectInfo:
 
 
 def test_limits_pinned() -> None:
-    """A batch holds at most 10,000 shards (one URI each fits BigQuery's 10,000
-    source URIs) and 15 TB; a gzip'd file at most 4 GB."""
+    """Batches: 10,000 shards, 15 TB; a gzip'd file at most 4 GB."""
     assert MAX_SHARDS_PER_BATCH == 10_000
     assert Limits().shards == 10_000
     assert Limits().bytes == base.MAX_BYTES_PER_JOB == 15 * 10**12
@@ -56,8 +55,7 @@ def test_batches_close_at_the_shard_and_byte_limits_oldest_first() -> None:
 
 
 def test_gzip_and_plain_shards_never_share_a_batch() -> None:
-    """Compressed and uncompressed shards go to separate batches, ordered by
-    their oldest shard."""
+    """Gzip'd and plain shards go to separate batches, ordered by oldest shard."""
     shards = [_info(n, gzip=n % 3 == 0) for n in range(9)]
     batches = plan_batches(shards, Limits(shards=100, bytes=10**6))
 
@@ -79,8 +77,7 @@ def test_the_same_listing_gives_the_same_batches() -> None:
 
 @pytest.mark.slow
 def test_12000_staged_shards_load_in_batches_within_limits(tmp_path: Path) -> None:
-    """12,000 staged shards load as two jobs (10,000 and 2,000 shards, oldest
-    first), every record once."""
+    """12,000 shards load as 10,000 + 2,000 (oldest first), every record once."""
     project = make_project(tmp_path)
     store = project.store()
     folder = store.root / layout.staging(TABLE)

@@ -324,8 +324,7 @@ def test_quota_error_pauses_the_table_and_the_next_tick_resumes(
     bq_client: bigquery.Client,
     bq_dataset: str,
 ) -> None:
-    """quotaExceeded pauses the table with its batch kept until the pause ends;
-    the first tick after it loads the batch."""
+    """quotaExceeded pauses the table until the pause ends; then the batch loads."""
     stage(project, 0, 3)
     warehouse = _FailingJobs(project.warehouse(), "quotaExceeded", QUOTA_MESSAGE)
     now = [datetime.now(UTC)]

@@ -244,8 +244,7 @@ def test_failed_job_on_bad_data_quarantines_the_bad_shard_and_loads_the_rest(
     bq_client: bigquery.Client,
     bq_dataset: str,
 ) -> None:
-    """A job DONE with an error on one shard's data: that shard goes to quarantine,
-    the rest loads in the same tick with one more job."""
+    """A job failing on one shard's data: that shard is quarantined, the rest loads."""
     stage(project, 0, 5)
     bad = _write_staged(gcs_client, project, b'{"id": "not a number"}\n')
 
@@ -455,8 +454,7 @@ def test_stager_spools_when_the_store_is_down_and_uploads_later(
 def test_unreachable_warehouse_fails_the_tick_and_loses_nothing(
     project: CloudProject, gcs_client: storage.Client, bq_client: bigquery.Client
 ) -> None:
-    """With BigQuery down the tick fails before it claims (the job count comes
-    first), the shard stays staged, the next tick loads it."""
+    """With BigQuery down the tick fails before claiming; the next tick loads it."""
     stage(project, 0, 3)
     before = staged(gcs_client, project)
     down = with_endpoints(project.config, warehouse=closed_endpoint())

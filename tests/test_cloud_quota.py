@@ -61,8 +61,7 @@ def test_one_poison_shard_among_20_on_bigquery(
     bq_client: bigquery.Client,
     bq_dataset: str,
 ) -> None:
-    """BigQuery names only the wildcard: the local check finds the bad shard,
-    the 19 others load in the same tick with one extra job."""
+    """BigQuery: a local check finds the bad shard of 20; 19 load, one extra job."""
     for n in range(19):
         stage(project, 3 * n, 3 * n + 3)
         if n == 9:
@@ -92,8 +91,7 @@ def test_quota_counts_our_jobs_and_other_tools_jobs(
     gcs_client: storage.Client,
     bq_client: bigquery.Client,
 ) -> None:
-    """`loader quota` counts a job of another tool beside ours, failed ones
-    included, from BigQuery's job list."""
+    """`loader quota` counts other tools' and failed jobs from BigQuery's job list."""
     stage(project, 0, 3)
     assert (
         CliRunner()

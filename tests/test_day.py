@@ -149,8 +149,7 @@ def _most_in_any_window(times: list[datetime]) -> int:
 def test_a_day_loads_every_record_once_within_1440_over_the_interval(
     make_day: object, factor: int
 ) -> None:
-    """At 1x and 100x traffic each table gets at most 1440 / 60 = 24 load jobs
-    in the day and every record arrives exactly once."""
+    """At 1x and 100x: at most 1440 / 60 jobs a table a day, every record once."""
     day = make_day(factor, 60)  # type: ignore[operator]
     day.run(day.steps_per_day)
 
@@ -163,9 +162,7 @@ def test_a_day_loads_every_record_once_within_1440_over_the_interval(
 def test_a_day_under_a_budget_of_40_stretches_the_interval_and_loses_nothing(
     make_day: object,
 ) -> None:
-    """A 30-minute interval wants 48 jobs a day; with 40 (4 kept for replays) no
-    24 hours hold more than 40 jobs of a table, the interval stretches to 40
-    minutes, and the ticks after the day load every record once."""
+    """Budget 40: at most 40 jobs in any 24 h, interval 40 min, nothing lost."""
     day = make_day(1, 30, budget=40)  # type: ignore[operator]
     day.run(day.steps_per_day)
     day.run(4, write=False)

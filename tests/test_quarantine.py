@@ -53,8 +53,7 @@ def _note(project: Project, shard: str) -> dict[str, str]:
 
 
 def test_one_poison_shard_among_20_named_by_the_job(project: Project) -> None:
-    """19 shards load in the same tick, the one the error names is quarantined
-    with the error and the job id, one extra job spent."""
+    """19 of 20 shards load in one tick; the shard the error names is quarantined."""
     _stage_shards(project, 10)
     bad = _put_staged(project, b'{"id": 1, "name": "cut off\n')
     _stage_shards(project, 9, start=50)
@@ -75,8 +74,7 @@ def test_one_poison_shard_among_20_named_by_the_job(project: Project) -> None:
 def test_poison_shard_found_by_the_local_check_when_no_file_is_named(
     project: Project,
 ) -> None:
-    """When the job's error names no file, checking the shards against the
-    schema finds the bad one; it costs no job, the 19 load with one more."""
+    """No file named: a local schema check finds the bad shard; 19 load, 1 extra job."""
     _stage_shards(project, 12)
     bad = _put_staged(project, b'{"id": "twelve"}\n')
     _stage_shards(project, 7, start=60)
@@ -111,9 +109,7 @@ def test_a_batch_of_bad_shards_only_is_quarantined_without_another_job(
 
 
 def test_split_as_last_resort_stays_within_the_extra_jobs(project: Project) -> None:
-    """A shard only the warehouse rejects (no file named, the schema check
-    passes) is isolated by splitting within loader.isolation_jobs per tick;
-    every other record loads once, the bad one ends in quarantine."""
+    """A shard only the warehouse rejects is split out within isolation_jobs a tick."""
     _stage_shards(project, 20)
     names = staged(project.store())
     poison = names[13]
@@ -144,8 +140,7 @@ def test_split_as_last_resort_stays_within_the_extra_jobs(project: Project) -> N
 
 
 def test_table_level_failure_quarantines_nothing(project: Project) -> None:
-    """A table missing the configured fields fails every shard alike: no
-    quarantine, the shards go back to staging and the tick fails."""
+    """A failure from the table itself quarantines nothing; shards stay staged."""
     warehouse = project.warehouse()
     warehouse.query("CREATE SCHEMA ds")
     warehouse.query("CREATE TABLE ds.events (id BIGINT)")
@@ -161,8 +156,7 @@ def test_table_level_failure_quarantines_nothing(project: Project) -> None:
 
 
 def test_released_shard_loads_once_after_the_fix(project: Project) -> None:
-    """release moves the shard back to staging and drops its note; once the
-    cause is fixed the next tick loads it, every record once."""
+    """A released shard goes back to staging and loads once after the fix."""
     _stage_shards(project, 3)
     shard = staged(project.store())[1]
     warehouse = SeamWarehouse(project.warehouse())
@@ -194,8 +188,7 @@ def test_released_shard_loads_once_after_the_fix(project: Project) -> None:
 
 
 def test_quarantine_cli_lists_and_releases(project: Project) -> None:
-    """`loader quarantine list --format json` shows the shard and its error;
-    `release` puts it back; releasing an unknown shard exits 1."""
+    """`quarantine list` shows the error; `release` restores it; unknown exits 1."""
     bad = _put_staged(project, b"{not json}\n")
     _stage_shards(project, 1)
     runner = CliRunner()
@@ -219,9 +212,7 @@ def test_quarantine_cli_lists_and_releases(project: Project) -> None:
 def test_lone_unexplained_failure_on_a_table_never_loaded_is_not_quarantined(
     project: Project,
 ) -> None:
-    """A one-shard batch failing with no file named and a clean schema check,
-    on a table with no successful load yet, looks like a set-up problem: the
-    shard goes back to staging and the tick fails instead."""
+    """An unexplained lone failure on a never-loaded table fails; no quarantine."""
     _stage_shards(project, 1)
     before = staged(project.store())
     warehouse = SeamWarehouse(project.warehouse())
@@ -245,9 +236,7 @@ class _Crash(BaseException):
 def test_crash_during_isolation_loads_the_rest_once(
     project: Project, crash_at: int
 ) -> None:
-    """A loader killed after quarantining (at the intent rewrite) or at the
-    retried load leaves nothing lost: the next tick loads the good shards once
-    and the bad one stays in quarantine."""
+    """A loader killed during isolation loses nothing; the next tick loads the rest."""
     _stage_shards(project, 4)
     bad = _put_staged(project, b'{"id": 1,\n')
     _stage_shards(project, 4, start=20)

@@ -69,8 +69,7 @@ def test_other_tools_jobs_leave_less_room() -> None:
 
 
 def test_near_the_budget_the_rest_spreads_until_the_window_frees() -> None:
-    """At 880 of 900 jobs, the 20 left spread over the time until the oldest
-    job leaves the window."""
+    """At 880 of 900 jobs the 20 left spread until the oldest job leaves the window."""
     jobs = _jobs(880, every=1)
     budget = _budget(jobs, base=1.0)
     frees = (jobs[0].created + WINDOW - NOW).total_seconds() / 60
@@ -124,8 +123,7 @@ def _failing(reason: str, message: str, times: int) -> Any:
 def test_quota_exceeded_pauses_the_table_across_runs_and_resumes(
     project: Project,
 ) -> None:
-    """quotaExceeded writes a pause note that a later run-once honours (no job);
-    once it passes the table resumes by itself and every record loads once."""
+    """quotaExceeded pauses the table across run-onces, then resumes; nothing lost."""
     _stage(project, 0, 10)
     now = [NOW]
     warehouse = SeamWarehouse(DuckDBWarehouse(project.warehouse_path))
@@ -154,8 +152,7 @@ def test_quota_exceeded_pauses_the_table_across_runs_and_resumes(
 
 
 def test_too_many_table_updates_is_retried_with_backoff(project: Project) -> None:
-    """The table-update rate limit is retried with a new job id after growing
-    waits, then loads; nothing is paused."""
+    """Too many table updates: retried after 2 s and 4 s, new job ids, then loaded."""
     _stage(project, 0, 5)
     warehouse = SeamWarehouse(project.warehouse())
     message = "Exceeded rate limits: too many table update operations for this table"
@@ -194,8 +191,7 @@ def _run_jobs(project: Project, good: int, bad: int) -> None:
 def test_quota_command_levels_and_exit_codes(
     tmp_path: Path, good: int, bad: int, level: str, code: int
 ) -> None:
-    """`loader quota` counts succeeded and failed jobs against a budget of 10 and
-    exits 0 ok (<80 %), 3 warning (80 %), 4 critical (95 %)."""
+    """`loader quota` against a budget of 10: ok exits 0, warning 3, critical 4."""
     project = make_project(
         tmp_path, tables={TABLE: {"destination": "ds.events", "daily_job_budget": 10}}
     )
@@ -231,8 +227,7 @@ def test_quota_command_reports_a_paused_table_as_critical(project: Project) -> N
 
 
 def test_serve_reschedules_a_table_whose_interval_stretched(tmp_path: Path) -> None:
-    """After a tick near the budget, serve's job for the table runs at the
-    stretched interval; an unhurried table keeps its own."""
+    """serve moves a table near its budget to the stretched interval, not the rest."""
     project = make_project(
         tmp_path,
         tables={
@@ -255,9 +250,7 @@ def test_serve_reschedules_a_table_whose_interval_stretched(tmp_path: Path) -> N
 
 
 def test_quota_constants_pinned() -> None:
-    """Window 24 h, warning 80 %, critical 95 %, exit codes 0/3/4, a one-hour
-    fallback pause, 5 % cron slack, job backoff 2 s doubling to 32 s, three
-    isolation jobs, and `invalid` as the data-failure reason."""
+    """Window, levels, exit codes, pause, slack, backoff and isolation constants."""
     from dropload import quota, retry
     from dropload.config import LoaderConfig
 

@@ -34,8 +34,7 @@ def _evolve(project: Project, schema: list[dict[str, str]]) -> None:
 def test_new_nullable_field_loads_when_field_addition_is_allowed(
     tmp_path: Path,
 ) -> None:
-    """After the schema gains a NULLABLE field the table gets the column; old
-    rows read NULL there, new rows carry their values."""
+    """A new NULLABLE field loads with ALLOW_FIELD_ADDITION; old rows read NULL."""
     project = _project(tmp_path, schema_update_options=["ALLOW_FIELD_ADDITION"])
     with Stager(project.config, TABLE) as stager:
         stager.extend(records(0, 3))
@@ -52,8 +51,7 @@ def test_new_nullable_field_loads_when_field_addition_is_allowed(
 
 
 def test_new_field_without_field_addition_fails_naming_it(tmp_path: Path) -> None:
-    """Without ALLOW_FIELD_ADDITION the load fails naming the field; the shard
-    is not quarantined (every shard would fail alike) and stays staged."""
+    """Without ALLOW_FIELD_ADDITION a new field fails the tick, named; no quarantine."""
     project = _project(tmp_path)
     with Stager(project.config, TABLE) as stager:
         stager.extend(records(0, 2))
@@ -71,8 +69,7 @@ def test_new_field_without_field_addition_fails_naming_it(tmp_path: Path) -> Non
 
 
 def test_stager_refuses_a_type_change_naming_the_field(tmp_path: Path) -> None:
-    """A writer whose records no longer fit the known schema is refused at
-    append(), with the table and the field in the error."""
+    """append() refuses a record whose type changed, naming the table and field."""
     project = _project(tmp_path)
     with (
         Stager(project.config, TABLE) as stager,
@@ -85,8 +82,7 @@ def test_stager_refuses_a_type_change_naming_the_field(tmp_path: Path) -> None:
 def test_shard_with_a_changed_type_is_quarantined_naming_the_field(
     tmp_path: Path,
 ) -> None:
-    """A shard from a writer with another schema (ts now a number) is set aside
-    with a message naming the field; the other shards load."""
+    """A shard whose field changed type is quarantined naming it; the rest loads."""
     project = _project(tmp_path)
     with Stager(project.config, TABLE) as stager:
         stager.extend(records(0, 4))

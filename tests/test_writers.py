@@ -31,9 +31,7 @@ def _spool(project: Project) -> Spool:
 def test_16_writers_with_failing_uploads_and_an_outage_lose_nothing(
     tmp_path: Path,
 ) -> None:
-    """16 writer processes, 10 % of uploads failing (half of them after the
-    object was written) and the store down for a spell, while the loader ticks:
-    every record is loaded exactly once and no writer held more than its ceiling."""
+    """16 writers, 10 % failed uploads, an outage: each record once, bounded buffers."""
     project = make_project(
         tmp_path,
         stager={"max_records": 20, "max_buffer_bytes": CEILING, "when_full": "block"},
@@ -98,9 +96,7 @@ def _tick_until(loader: Loader, stop: threading.Event) -> None:
 
 
 def test_spooled_copy_of_an_archived_shard_is_dropped(tmp_path: Path) -> None:
-    """A shard whose upload reached the store but whose answer was lost is
-    loaded and archived; its spooled copy, uploaded later with
-    dropload-spooled=1, is dropped by the loader instead of loaded twice."""
+    """A spooled re-upload of an archived shard is dropped, not loaded twice."""
     project = make_project(tmp_path)
     store = project.store()
     name = (
@@ -123,8 +119,7 @@ def test_spooled_copy_of_an_archived_shard_is_dropped(tmp_path: Path) -> None:
 
 
 def test_spooled_shard_that_never_arrived_loads(tmp_path: Path) -> None:
-    """A shard spooled because the store was unreachable (nothing arrived)
-    uploads on the next stager start and loads once."""
+    """A spooled shard that never reached the store uploads at restart, loads once."""
     project = make_project(tmp_path)
     name = (
         layout.staging(TABLE)
