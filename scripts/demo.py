@@ -76,10 +76,16 @@ def main() -> int:
     config = write_config(folder)
 
     started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(WRITERS) as pool:
+    # close() and join() let each writer exit on its own after its stager has
+    # flushed; the pool's context manager would terminate them instead.
+    pool = multiprocessing.get_context("spawn").Pool(WRITERS)
+    try:
         staged = sum(
             pool.starmap(stage_slice, [(str(config), w) for w in range(WRITERS)])
         )
+    finally:
+        pool.close()
+        pool.join()
     staging_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
