@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -70,6 +71,11 @@ def serve(loader: Loader, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            # A second signal: the user does not want to wait. Intents make an
+            # interrupted tick safe; the next tick finishes it.
+            logger.warning("loader: signal %d again, exiting now", signum)
+            os._exit(128 + signum)
         logger.info("loader: signal %d, stopping after the running ticks", signum)
         stop.set()
 
