@@ -312,3 +312,14 @@ def test_unwritable_target_folder_raises_store_unavailable(tmp_path: Path) -> No
     with pytest.raises(StoreUnavailable, match=r"t/staging/a\.ndjson"):
         store.write("t/staging/a.ndjson", b"{}\n")
     assert list((store.root / ".dropload" / "tmp").iterdir()) == []
+
+
+def test_stale_temporary_files_are_swept_on_open(tmp_path: Path) -> None:
+    """Temp files older than an hour (a killed writer's) go when a store opens."""
+    LocalStore(tmp_path / "store")
+    tmp = tmp_path / "store" / ".dropload" / "tmp"
+    (tmp / "old").write_bytes(b"x")
+    (tmp / "new").write_bytes(b"x")
+    os.utime(tmp / "old", (0, 0))
+    LocalStore(tmp_path / "store")
+    assert sorted(p.name for p in tmp.iterdir()) == ["new"]

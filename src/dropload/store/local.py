@@ -13,6 +13,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,8 @@ _HIDDEN = ".dropload"
 """Folder under the root for temporary files and locks; never listed."""
 
 _LOCK_STRIPES = 64
+_STALE_TMP_SECONDS = 3600.0
+"""A temporary file this old belongs to a writer that died mid-write."""
 _XATTR_PREFIX = "user.dropload."
 
 
@@ -50,6 +53,7 @@ class LocalStore(Store):
             raise StoreUnavailable(
                 self.url, f"cannot create the folder: {exc}"
             ) from None
+        self._sweep_tmp()
 
     def write(
         self,
@@ -125,6 +129,15 @@ class LocalStore(Store):
     def uri(self, name: str) -> str:
         """The local path a DuckDB warehouse reads (globs allowed)."""
         return str(self.root / name)
+
+    def _sweep_tmp(self) -> None:
+        """Remove temporary files a killed writer left (older than an hour)."""
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self._tmp):
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
 
     def _path(self, name: str) -> Path:
         parts = name.split("/")
