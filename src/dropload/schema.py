@@ -478,6 +478,8 @@ _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
     if isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
         raise _Refusal("got a str that is not a base-10 integer; pass an int")
     if not isinstance(value, int | str) or isinstance(value, bool):
@@ -498,6 +500,8 @@ def _integer_json(value: Any) -> int | str:
 
 
 def _float(value: Any) -> float:
+    if type(value) is float:
+        return value
     if isinstance(value, float):
         return float(value)
     if not isinstance(value, int) or isinstance(value, bool):
