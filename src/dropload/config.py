@@ -106,6 +106,9 @@ class LoaderConfig(_Model):
     """Concurrent object moves within one tick."""
     isolation_jobs: Annotated[int, Field(strict=True, ge=0, le=20)] = 3
     """Extra load jobs one batch may spend, per tick, to set bad shards aside."""
+    reconcile: Literal["hold", "warn"] = "hold"
+    """A batch whose loaded rows disagree with its shards' row counts is held
+    unarchived (and its table stops), or archived with a warning."""
 
 
 class TimePartitioning(_Model):

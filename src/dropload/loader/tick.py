@@ -29,9 +29,11 @@ from dropload.errors import (
 )
 from dropload.lease import Lease
 from dropload.loader.isolation import Isolation
+from dropload.logs import log_fields
 from dropload.manifest import Intent, Manifest, ShardEntry
 from dropload.partition import PARTITIONS_METADATA, decode_partitions
 from dropload.quota import Budget, Clock, check_table, pause_table, utc_now
+from dropload.reconcile import reconcile_batch
 from dropload.redelivery import drop_seen
 from dropload.retry import (
     is_data_reason,
@@ -205,8 +207,7 @@ class TableTick:
         while intent.shards:
             result = self._load(intent)
             if result.succeeded:
-                self._archive(intent, result)
-                return True
+                return self._reconcile_and_archive(intent, result)
             if not result.done:
                 self.report.status = "running"
                 return False
@@ -349,6 +350,18 @@ class TableTick:
             claimed,
         )
         self._close_intent(intent)
+
+    def _reconcile_and_archive(self, intent: Intent, result: JobResult) -> bool:
+        """Archive unless the rows loaded disagree with the shards' row counts."""
+        mismatch = reconcile_batch(self.store, intent, result, self.table.format)
+        if mismatch is not None and self.config.loader.reconcile == "hold":
+            logger.error("%s", mismatch.message, extra=log_fields(intent, result))
+            self.report.status, self.report.error = "failed", mismatch.message
+            return False
+        if mismatch is not None:
+            logger.warning("%s", mismatch.message, extra=log_fields(intent, result))
+        self._archive(intent, result)
+        return True
 
     def _archive(self, intent: Intent, result: JobResult) -> None:
         table, batch = intent.table, intent.batch_id
