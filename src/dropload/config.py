@@ -111,6 +111,16 @@ class LoaderConfig(_Model):
     unarchived (and its table stops), or archived with a warning."""
 
 
+class MetricsConfig(_Model):
+    """Where `loader serve` exposes Prometheus metrics; off without a port."""
+
+    host: str = "127.0.0.1"
+    """Loopback by default: expose it further only behind your own network rules."""
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 15.0
+    """How long store and warehouse readings are reused between scrapes."""
+
+
 class TimePartitioning(_Model):
     """Time partitioning applied when the loader creates the table."""
 
@@ -185,6 +195,7 @@ class Config(_Model):
     warehouse: WarehouseConfig = WarehouseConfig(kind="duckdb", path="warehouse.duckdb")
     stager: StagerConfig = StagerConfig()
     loader: LoaderConfig = LoaderConfig()
+    metrics: MetricsConfig = MetricsConfig()
     tables: dict[str, TableConfig]
 
     @model_validator(mode="after")

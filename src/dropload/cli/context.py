@@ -6,6 +6,7 @@ from functools import cached_property
 
 from dropload.config import Config, load_config
 from dropload.loader import Loader
+from dropload.metrics import LoaderMetrics
 
 
 class AppContext:
@@ -13,6 +14,8 @@ class AppContext:
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
+        self.metrics: LoaderMetrics | None = None
+        """Set before the loader is first used to meter it (`serve`)."""
 
     @cached_property
     def config(self) -> Config:
@@ -22,7 +25,19 @@ class AppContext:
     @cached_property
     def loader(self) -> Loader:
         """A loader over the config's store and warehouse."""
-        return Loader(self.config)
+        return Loader(self.config, metrics=self.metrics)
+
+    def enable_metrics(self) -> LoaderMetrics:
+        """Meter the loader; call before the loader is first used."""
+        if "loader" in self.__dict__:
+            raise RuntimeError("enable_metrics() after the loader was opened")
+        self.metrics = LoaderMetrics(
+            self.config,
+            lambda: self.loader.store,
+            lambda: self.loader.warehouse,
+            refresh_seconds=self.config.metrics.refresh_seconds,
+        )
+        return self.metrics
 
     def close(self) -> None:
         """Close clients that were opened."""

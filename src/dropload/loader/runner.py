@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from dropload.config import Config, TableConfig
 from dropload.errors import ConfigError
@@ -17,6 +18,9 @@ from dropload.quota import Clock, utc_now
 from dropload.schema import SchemaField, load_schema_file
 from dropload.store import Store, open_store
 from dropload.warehouse import Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from dropload.metrics import LoaderMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +47,11 @@ class Loader:
         step_hook: Callable[[str], None] | None = None,
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: LoaderMetrics | None = None,
     ) -> None:
         """`clock` and `sleep` stand in for real time in tests of whole days."""
         self.config = config
+        self.metrics = metrics
         self._store = store
         self._warehouse = warehouse
         self.owner = new_owner()
@@ -62,7 +68,8 @@ class Loader:
     @cached_property
     def warehouse(self) -> Warehouse:
         """The configured warehouse, opened on first use."""
-        return self._warehouse or open_warehouse(self.config)
+        warehouse = self._warehouse or open_warehouse(self.config)
+        return self.metrics.wrap(warehouse) if self.metrics else warehouse
 
     def fields(self, table: str) -> tuple[SchemaField, ...]:
         """The table's schema, read once and checked against its partitioning.
@@ -80,7 +87,7 @@ class Loader:
 
     def tick(self, table: str) -> TickReport:
         """One tick of one table."""
-        return TableTick(
+        report = TableTick(
             config=self.config,
             table=self.config.table(table),
             fields=self.fields(table),
@@ -91,6 +98,9 @@ class Loader:
             clock=self.clock,
             sleep=self.sleep,
         ).run()
+        if self.metrics is not None:
+            self.metrics.observe_tick(report)
+        return report
 
     def run_once(self, tables: Sequence[str] | None = None) -> list[TickReport]:
         """One tick of each table (all when `tables` is empty), tables in parallel."""
