@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from dropload.logs import FIELDS
+
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_FIELDS = ("table", "batch_id", "job_id")
+_FIELDS = FIELDS
 
 
 class JsonFormatter(logging.Formatter):

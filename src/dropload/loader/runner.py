@@ -13,6 +13,7 @@ from dropload.config import Config, TableConfig
 from dropload.errors import ConfigError
 from dropload.lease import new_owner
 from dropload.loader.tick import TableTick, TickReport
+from dropload.logs import log_fields
 from dropload.partition import partition_spec
 from dropload.quota import Clock, utc_now
 from dropload.schema import SchemaField, load_schema_file
@@ -121,6 +122,7 @@ class Loader:
                 report.status,
                 report.rows,
                 len(report.jobs),
+                extra=log_fields(table=report.table),
             )
         return reports
 

@@ -114,11 +114,16 @@ class TableTick:
                 self.store, name, self.owner, self.config.loader.lease_seconds
             )
         except LeaseHeld as exc:
-            logger.info("%s", exc)
+            logger.info("%s", exc, extra=log_fields(table=name))
             self.report.status, self.report.error = "skipped", str(exc)
             return self.report
         except DroploadError as exc:
-            logger.error("table %s: tick failed taking the lease: %s", name, exc)
+            logger.error(
+                "table %s: tick failed taking the lease: %s",
+                name,
+                exc,
+                extra=log_fields(table=name),
+            )
             self.report.status, self.report.error = "failed", str(exc)
             return self.report
         stop = self._lease.keep_alive()
@@ -128,7 +133,9 @@ class TableTick:
             logger.warning("%s", exc)
             self.report.status, self.report.error = "paused", str(exc)
         except DroploadError as exc:
-            logger.error("table %s: tick failed: %s", name, exc)
+            logger.error(
+                "table %s: tick failed: %s", name, exc, extra=log_fields(table=name)
+            )
             self.report.status, self.report.error = "failed", str(exc)
         finally:
             stop.set()
@@ -196,7 +203,12 @@ class TableTick:
         )
         self._step("write-intent")
         self.store.write(layout.intent(intent.table, intent.batch_id), intent.to_json())
-        logger.debug("table %s: batch %s opened", intent.table, intent.batch_id)
+        logger.debug(
+            "table %s: batch %s opened",
+            intent.table,
+            intent.batch_id,
+            extra=log_fields(intent),
+        )
         return intent
 
     def _finish(self, intent: Intent) -> bool:
@@ -280,6 +292,7 @@ class TableTick:
                 table,
                 batch,
                 len(missing),
+                extra=log_fields(intent),
             )
             intent = intent.without(missing)
         return intent
@@ -306,6 +319,7 @@ class TableTick:
             result.job_id,
             reason,
             "on the data it read" if is_data_reason(reason, message) else message,
+            extra=log_fields(intent, result),
         )
         if is_transient_reason(reason, message):
             retried = intent.next_attempt(f"{reason}")
@@ -373,7 +387,12 @@ class TableTick:
                 self._manifest(intent, result, day).to_json(),
             )
         except ObjectExists:
-            logger.debug("table %s: manifest of %s written before", table, batch)
+            logger.debug(
+                "table %s: manifest of %s written before",
+                table,
+                batch,
+                extra=log_fields(intent),
+            )
         self._step("archive")
         claimed = self.store.list(layout.batch(table, batch))
         target = layout.archived_batch(table, day, batch)
@@ -391,6 +410,7 @@ class TableTick:
             rows,
             len(intent.shards),
             result.job_id,
+            extra=log_fields(intent, result),
         )
 
     def _manifest(self, intent: Intent, result: JobResult, day: str) -> Manifest:
