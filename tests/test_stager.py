@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -570,3 +571,24 @@ def test_a_forked_child_does_not_write_its_parents_buffer(project: Project) -> N
     assert child.returncode == 0, err.decode()
     assert _ids(project) == [0, 1, 2]
     assert out.decode() == f"table {TABLE}: stager is closed\n"
+
+
+def test_a_buffered_ndjson_record_costs_about_its_encoded_size(
+    tmp_path: Path,
+) -> None:
+    """5,000 buffered records take under 3 times their encoded bytes of memory."""
+    project = make_project(tmp_path, stager={"max_records": 100_000})
+    stager = Stager(project.config, TABLE)
+    wide = [{"id": i, "name": f"name {i} " * 20} for i in range(5_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        stager.extend(wide)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    buffered = stager._bytes
+    stager.close()
+
+    assert buffered > 500_000
+    assert held < 3 * buffered
