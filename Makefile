@@ -27,6 +27,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not emulator and not slow"
 
 bench: $(STAMP) emulators
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)

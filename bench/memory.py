@@ -35,7 +35,8 @@ def main() -> dict[str, Any]:
 
 def _child(kind: str, count: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.memory", kind, str(count)]
-    done = subprocess.run(command, capture_output=True, check=True, text=True)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(command, capture_output=True, check=True, text=True, cwd=root)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
