@@ -51,7 +51,7 @@ def print_table(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
         print("(no rows)")
         return
     columns = list(rows[0])
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
@@ -72,7 +72,8 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as a table cell: thousands separators, yes/no, - for None."""
     if value is None:
         return "-"
     if isinstance(value, bool):

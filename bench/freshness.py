@@ -103,7 +103,9 @@ def _summary(latencies: list[float]) -> dict[str, Any]:
     if not latencies:
         return {"samples": 0}
     quantiles = (
-        statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies
+        statistics.quantiles(latencies, n=20, method="inclusive")
+        if len(latencies) > 1
+        else latencies
     )
     return {
         "tick_minutes": TICK_MINUTES,

@@ -21,6 +21,7 @@ from bench import (
     freshness,
     jobs_per_day,
     memory,
+    report,
     stager_throughput,
     tick_cost,
 )
@@ -53,6 +54,7 @@ def main() -> int:
     summary["total_seconds"] = time.perf_counter() - started
     write_result("summary", summary)
     print_table("headline", [summary])
+    print("figures written to", report.main())
     if failed:
         print("failed:", ", ".join(failed), file=sys.stderr)
     return 1 if failed else 0
@@ -69,6 +71,9 @@ def _headline(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["stager_vs_json"] = rows["bare json ndjson"]["seconds"] / stager
         out["stager_avro_vs_fastavro"] = rows["dropload stager avro"]["this_vs_bare"]
         out["stager_vs_dlt"] = rows["dlt filesystem jsonl"]["seconds"] / stager
+        out["stager_vs_orjson_encode_only"] = rows["dropload stager ndjson, no store"][
+            "this_vs_bare"
+        ]
     jobs = results.get("jobs_per_day", {}).get("table", [])
     for row in jobs:
         if row["table"] == "clicks":
