@@ -95,3 +95,19 @@ def test_compose_sources_per_call() -> None:
     from dropload.store.base import MAX_COMPOSE_SOURCES
 
     assert MAX_COMPOSE_SOURCES == 32
+
+
+def test_load_jobs_count_over_a_rolling_day() -> None:
+    """The metrics count load jobs over a rolling 24 hours, as BigQuery does."""
+    from datetime import timedelta
+
+    from dropload import metrics
+
+    assert timedelta(hours=24) == metrics.WINDOW
+
+
+def test_a_mismatch_names_at_most_twenty_shards() -> None:
+    """A reconciliation message names at most 20 shards and counts the rest."""
+    from dropload import reconcile
+
+    assert reconcile.MAX_NAMED_SHARDS == 20
