@@ -79,7 +79,9 @@ def _intro() -> str:
     lines = [
         "Written by `make bench` (bench/run.py); the JSON of each run is in"
         " bench/results/. Wall-clock times from `time.perf_counter`; ratios are"
-        " measured side by side in the same run.\n",
+        " measured side by side in the same run. One benchmark alone, from the"
+        " repository root: `.venv/bin/python -m bench.stager_throughput` (or"
+        " `jobs_per_day`, `tick_cost`, `memory`, `freshness`).\n",
         f"Machine: {machine.get('nproc')} cores, {machine.get('cpu')},"
         f" Python {machine.get('python')}, {machine.get('platform')};"
         f" run at {summary.get('ran_at')}, {summary.get('total_seconds', 0):.0f} s"
