@@ -6,6 +6,8 @@ deadline, so a call never loops forever and a terminal error is never retried.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 
@@ -14,17 +16,20 @@ TRANSIENT_REASONS = frozenset(
         "backendError",
         "internalError",
         "rateLimitExceeded",
+        "userRateLimitExceeded",
         "jobRateLimitExceeded",
         "jobBackendError",
         "jobInternalError",
     }
 )
-"""BigQuery error reasons after which a new attempt (with a new job id) may work."""
+"""Reasons (BigQuery and Cloud Storage) after which the same call, or a new job
+attempt with a new job id, may work."""
 
 QUOTA_REASONS = frozenset({"quotaExceeded"})
 """Reasons that mean the table or project ran out of jobs: pause, don't retry now."""
 
-_TABLE_UPDATES = "table update operations"
+TABLE_UPDATE_LIMIT = "table update operations"
+"""In a quotaExceeded message: the ~5 per 10 s per table limit, transient."""
 
 TRANSIENT_HTTP = (
     api_exceptions.TooManyRequests,
@@ -43,10 +48,33 @@ STORE_DEADLINE_SECONDS = 120.0
 API_DEADLINE_SECONDS = 60.0
 """How long one BigQuery API call may keep retrying before the caller gets an error."""
 
+Outcome = Literal["transient", "quota", "terminal"]
+"""What a failed job means: try a new attempt, pause the table, or give up."""
 
-def _is_transient_http(exc: BaseException) -> bool:
+
+def error_reason(exc: BaseException) -> str | None:
+    """The `reason` of the first error an API exception carries, if any."""
+    if not isinstance(exc, api_exceptions.GoogleAPICallError):
+        return None
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason)
+    for error in exc.errors or ():
+        if isinstance(error, dict) and error.get("reason"):
+            return str(error["reason"])
+    return None
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """True for an HTTP failure or lost connection worth repeating the call for.
+
+    A 403 counts when its reason is a rate limit (BigQuery answers some rate
+    limits that way); a quotaExceeded never does.
+    """
     if isinstance(exc, TRANSIENT_HTTP):
         return True
+    if isinstance(exc, api_exceptions.GoogleAPICallError):
+        return error_reason(exc) in TRANSIENT_REASONS
     import requests
 
     return isinstance(exc, requests.exceptions.ConnectionError | requests.Timeout)
@@ -55,7 +83,7 @@ def _is_transient_http(exc: BaseException) -> bool:
 def store_retry(deadline: float = STORE_DEADLINE_SECONDS) -> Retry:
     """Retry for Cloud Storage calls that a precondition makes safe to repeat."""
     return Retry(
-        predicate=_is_transient_http,
+        predicate=is_transient_error,
         initial=0.2,
         maximum=10.0,
         multiplier=2.0,
@@ -66,7 +94,7 @@ def store_retry(deadline: float = STORE_DEADLINE_SECONDS) -> Retry:
 def api_retry(deadline: float = API_DEADLINE_SECONDS) -> Retry:
     """Retry for idempotent BigQuery API calls (job get/insert with a job id)."""
     return Retry(
-        predicate=_is_transient_http,
+        predicate=is_transient_error,
         initial=0.5,
         maximum=10.0,
         multiplier=2.0,
@@ -85,18 +113,6 @@ per 10 s means about 2 s between them."""
 JOB_BACKOFF_MAXIMUM_SECONDS = 32.0
 """Longest wait between attempts of a transiently failed job."""
 
-
-def is_transient_reason(reason: str | None, message: str = "") -> bool:
-    """True when a job that failed for `reason` may succeed on a new attempt.
-
-    "Too many table update operations" is a short rate limit even when BigQuery
-    files it under quotaExceeded: retry it, don't pause the table.
-    """
-    if reason in QUOTA_REASONS:
-        return _TABLE_UPDATES in message.lower()
-    return reason in TRANSIENT_REASONS
-
-
 TABLE_LEVEL_TEXTS = (
     "provided schema does not match table",
     "not found: table",
@@ -105,6 +121,24 @@ TABLE_LEVEL_TEXTS = (
 )
 """Words of `invalid` failures that come from the table, not from one shard:
 every batch would fail the same way, so no shard is quarantined for them."""
+
+
+def job_outcome(reason: str | None, message: str = "") -> Outcome:
+    """Judge a job DONE with an error result by its `reason` (and message)."""
+    if reason in QUOTA_REASONS:
+        table_update = TABLE_UPDATE_LIMIT in message.lower()
+        return "transient" if table_update else "quota"
+    return "transient" if reason in TRANSIENT_REASONS else "terminal"
+
+
+def is_transient_reason(reason: str | None, message: str = "") -> bool:
+    """True when a job that failed for `reason` may succeed on a new attempt."""
+    return job_outcome(reason, message) == "transient"
+
+
+def is_quota_reason(reason: str | None, message: str = "") -> bool:
+    """True when the failure means the load-job quota ran out."""
+    return job_outcome(reason, message) == "quota"
 
 
 def is_data_reason(reason: str | None, message: str = "") -> bool:
@@ -119,10 +153,3 @@ def job_backoff(attempt: int) -> float:
     """Seconds to wait before attempt `attempt` + 1 of a transiently failed job."""
     delay = JOB_BACKOFF_INITIAL_SECONDS * 2 ** max(attempt - 1, 0)
     return float(min(delay, JOB_BACKOFF_MAXIMUM_SECONDS))
-
-
-def is_quota_reason(reason: str | None, message: str = "") -> bool:
-    """True when the failure means the load-job quota ran out."""
-    if reason in QUOTA_REASONS:
-        return _TABLE_UPDATES not in message.lower()
-    return False

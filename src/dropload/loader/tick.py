@@ -26,6 +26,7 @@ from dropload.errors import (
     LeaseHeld,
     ObjectExists,
     ObjectNotFound,
+    PreconditionFailed,
 )
 from dropload.lease import Lease
 from dropload.loader.isolation import Isolation
@@ -37,9 +38,9 @@ from dropload.reconcile import reconcile_batch
 from dropload.redelivery import drop_seen
 from dropload.retry import (
     is_data_reason,
-    is_quota_reason,
     is_transient_reason,
     job_backoff,
+    job_outcome,
 )
 from dropload.schema import SchemaField
 from dropload.shard import is_shard_name, new_batch_id
@@ -102,6 +103,8 @@ class TableTick:
     report: TickReport = field(init=False)
     _budget: Budget = field(init=False)
     _lease: Lease | None = field(init=False, default=None)
+    _generations: dict[str, int] = field(init=False, default_factory=dict)
+    """Generation of each intent object as this tick last read or wrote it."""
 
     def __post_init__(self) -> None:
         self.report = TickReport(self.table.name)
@@ -175,18 +178,26 @@ class TableTick:
 
     def _step(self, step: str) -> None:
         self.step_hook(step)
-        if self._lease is not None and self._lease.lost.is_set():
+        self._guard(step)
+
+    def _guard(self, step: str) -> None:
+        """Stop before an effect once the lease may no longer be ours."""
+        if self._lease is not None and not self._lease.held():
             raise TickAborted(f"table {self.table.name}: lease lost at step {step}")
 
     def _open_intents(self) -> list[Intent]:
         found = []
         for info in self.store.list(layout.intents(self.table.name)):
             try:
-                found.append(Intent.from_json(self.store.read(info.name)))
+                intent = Intent.from_json(self.store.read(info.name))
             except ObjectNotFound:
                 continue
             except ValueError as exc:
                 raise TickAborted(f"intent {info.name} is unreadable: {exc}") from None
+            # The listed generation is never newer than what was read, so a
+            # rewrite guarded by it fails rather than overwrite a newer intent.
+            self._generations[intent.batch_id] = info.generation
+            found.append(intent)
         return sorted(found, key=lambda i: i.batch_id)
 
     def _staged(self) -> list[ObjectInfo]:
@@ -202,7 +213,14 @@ class TableTick:
             shards=tuple(_entry(s) for s in staged),
         )
         self._step("write-intent")
-        self.store.write(layout.intent(intent.table, intent.batch_id), intent.to_json())
+        name = layout.intent(intent.table, intent.batch_id)
+        try:
+            info = self.store.write(name, intent.to_json())
+        except ObjectExists:
+            # Batch ids are random: only our own write, whose answer was lost,
+            # can be there.
+            info = self._same_intent(name, intent)
+        self._generations[intent.batch_id] = info.generation
         logger.debug(
             "table %s: batch %s opened",
             intent.table,
@@ -282,7 +300,7 @@ class TableTick:
             if src is None or src.generation != entry.generation:
                 missing.add(entry.name)
                 return
-            self.store.move(src, layout.batch(table, batch) + entry.name)
+            self._move(src, layout.batch(table, batch) + entry.name)
 
         self._step("claim")
         self._parallel(claim, intent.shards)
@@ -321,16 +339,17 @@ class TableTick:
             "on the data it read" if is_data_reason(reason, message) else message,
             extra=log_fields(intent, result),
         )
-        if is_transient_reason(reason, message):
+        outcome = job_outcome(reason, message)
+        if outcome == "transient":
             retried = intent.next_attempt(f"{reason}")
             self._step("rewrite-intent")
-            self._write_intent(retried, intent)
+            self._write_intent(retried)
             return retried
-        if is_quota_reason(reason, message):
+        if outcome == "quota":
             # The failed job keeps its id: the next tick must insert a new one,
             # or BigQuery answers 409 with this same quota error for ever.
             self._step("rewrite-intent")
-            self._write_intent(intent.next_attempt(f"{reason}"), intent)
+            self._write_intent(intent.next_attempt(f"{reason}"))
             self.report.status = "paused"
             self.report.error = pause_table(
                 self.store, self._budget, result.job_id, message or "quotaExceeded"
@@ -340,19 +359,35 @@ class TableTick:
             narrowed = isolation.narrow(intent, result)
             if narrowed is not None:
                 self._step("rewrite-intent")
-                self._write_intent(narrowed, intent)
+                self._write_intent(narrowed)
                 return narrowed
         self._unclaim(intent)
         self.report.status = "failed"
         self.report.error = f"job {result.job_id} failed ({reason}): {message}"
         return None
 
-    def _write_intent(self, new: Intent, old: Intent) -> None:
+    def _write_intent(self, new: Intent) -> None:
+        """Rewrite the intent at the generation this tick knows, never blindly."""
         name = layout.intent(new.table, new.batch_id)
-        current = self.store.stat(name)
-        if current is None:
-            raise TickAborted(f"intent {name} vanished; another loader took over")
-        self.store.write(name, new.to_json(), if_generation_match=current.generation)
+        expected = self._generations.get(new.batch_id)
+        if expected is None:
+            raise TickAborted(f"intent {name}: generation unknown; not rewritten")
+        try:
+            info = self.store.write(name, new.to_json(), if_generation_match=expected)
+        except (PreconditionFailed, ObjectNotFound):
+            info = self._same_intent(name, new)
+        self._generations[new.batch_id] = info.generation
+
+    def _same_intent(self, name: str, intent: Intent) -> ObjectInfo:
+        """The stored intent when it says what `intent` says; else TickAborted."""
+        info = self.store.stat(name)
+        try:
+            stored = Intent.from_json(self.store.read(name)) if info else None
+        except (ObjectNotFound, ValueError):
+            stored = None
+        if info is None or stored != intent:
+            raise TickAborted(f"intent {name} changed; another loader works on it")
+        return info
 
     def _unclaim(self, intent: Intent) -> None:
         """Put a batch that failed on its data back into staging, then drop it."""
@@ -360,7 +395,7 @@ class TableTick:
         self._step("unclaim")
         claimed = self.store.list(layout.batch(table, batch))
         self._parallel(
-            lambda info: self.store.move(info, layout.staging(table) + info.basename),
+            lambda info: self._move(info, layout.staging(table) + info.basename),
             claimed,
         )
         self._close_intent(intent)
@@ -396,7 +431,7 @@ class TableTick:
         self._step("archive")
         claimed = self.store.list(layout.batch(table, batch))
         target = layout.archived_batch(table, day, batch)
-        self._parallel(lambda i: self.store.move(i, target + i.basename), claimed)
+        self._parallel(lambda i: self._move(i, target + i.basename), claimed)
         self._close_intent(intent)
         rows = result.output_rows or 0
         self.report.status = "loaded"
@@ -445,6 +480,10 @@ class TableTick:
         self._step("close-intent")
         with contextlib.suppress(ObjectNotFound):
             self.store.delete(layout.intent(intent.table, intent.batch_id))
+
+    def _move(self, info: ObjectInfo, target: str) -> None:
+        self._guard("move")
+        self.store.move(info, target)
 
     def _delete_quietly(self, info: ObjectInfo) -> None:
         with contextlib.suppress(ObjectNotFound):
