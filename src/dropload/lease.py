@@ -63,6 +63,7 @@ class Lease:
     lost: threading.Event
     valid_until: float = field(default=0.0)
     """time.monotonic() until which the lease is surely ours."""
+    _renewing: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def acquire(cls, store: Store, table: str, owner: str, seconds: float) -> Lease:
@@ -105,6 +106,10 @@ class Lease:
 
     def renew(self) -> None:
         """Push the expiry out; marks the lease lost when another took it."""
+        with self._renewing:
+            self._renew()
+
+    def _renew(self) -> None:
         started = time.monotonic()
         try:
             info = self.store.write(

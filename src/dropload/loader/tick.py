@@ -55,6 +55,11 @@ MAX_ATTEMPTS_PER_TICK = 3
 __all__ = ["MAX_ATTEMPTS_PER_TICK", "MAX_SHARDS_PER_BATCH", "TableTick", "TickReport"]
 
 
+CONFIRMED_STEPS = frozenset({"claim", "load", "archive"})
+"""Steps before which the lease is renewed (a conditional write), so a tick
+whose lease was taken over stops before it moves shards or starts a job."""
+
+
 class TickAborted(DroploadError):
     """The tick lost its lease or hit a step it must not pass; it stopped early."""
 
@@ -178,6 +183,8 @@ class TableTick:
 
     def _step(self, step: str) -> None:
         self.step_hook(step)
+        if step in CONFIRMED_STEPS and self._lease is not None:
+            self._lease.renew()
         self._guard(step)
 
     def _guard(self, step: str) -> None:
