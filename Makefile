@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast emulators bench lint typecheck clean
+.PHONY: demo test test-fast emulators bench crash-bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: $(STAMP)
 bench: $(STAMP) emulators
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
+
+crash-bench: $(STAMP)
+	$(BIN)/python bench/crash.py --kills 1000
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
