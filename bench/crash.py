@@ -1,13 +1,16 @@
 """Crash bench: 1,000 SIGKILLs of `loader run-once`, then exactly-once checks.
 
     .venv/bin/python bench/crash.py [--kills 1000] [--seed 1] [--tables 2]
+                                    [--job-failures 0.2]
 
 Runs the crash harness of the tests (tests/faults/crash.py) on a fresh embedded
 project in a temporary folder: stages records with unique ids, kills the loader
 at every named step of a tick, right after store calls and at random moments,
-reruns it until the stage is empty, then checks every id is in its table once,
-nothing is left in intents, batches or leases, and the manifests list every
-archived shard once. Prints the tally and exits 1 on any problem.
+and reruns it until the stage is empty; a fifth of the job ids fail (transiently
+or on their data), so retries and unclaims are killed too. Then checks that
+every id is in its table once, nothing is left in intents, batches or leases,
+and the manifests list every archived shard once. Prints the tally and exits 1
+on any problem.
 """
 
 from __future__ import annotations
@@ -56,10 +59,15 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tables", type=int, default=2)
+    parser.add_argument(
+        "--job-failures", type=float, default=0.2, help="share of job ids that fail"
+    )
     args = parser.parse_args()
     tables = tuple(f"t{i}" for i in range(args.tables))
     with tempfile.TemporaryDirectory(prefix="dropload-crash-bench-") as tmp:
-        harness = CrashHarness(_backend(Path(tmp), tables), seed=args.seed)
+        harness = CrashHarness(
+            _backend(Path(tmp), tables), seed=args.seed, job_failures=args.job_failures
+        )
         started = time.monotonic()
         tally = harness.run(args.kills)
         elapsed = time.monotonic() - started

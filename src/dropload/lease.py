@@ -64,6 +64,7 @@ class Lease:
     valid_until: float = field(default=0.0)
     """time.monotonic() until which the lease is surely ours."""
     _renewing: threading.Lock = field(default_factory=threading.Lock)
+    _released: bool = False
 
     @classmethod
     def acquire(cls, store: Store, table: str, owner: str, seconds: float) -> Lease:
@@ -107,7 +108,8 @@ class Lease:
     def renew(self) -> None:
         """Push the expiry out; marks the lease lost when another took it."""
         with self._renewing:
-            self._renew()
+            if not self._released:
+                self._renew()
 
     def _renew(self) -> None:
         started = time.monotonic()
@@ -137,7 +139,9 @@ class Lease:
         self.lost.set()
 
     def release(self) -> None:
-        """Delete the lease if it is still ours."""
+        """Delete the lease if it is still ours; no renewal happens after this."""
+        with self._renewing:
+            self._released = True
         try:
             self.store.delete(
                 layout.lease(self.table), if_generation_match=self.generation

@@ -26,7 +26,7 @@ from dropload import layout
 from dropload.manifest import Manifest
 from dropload.store.base import Store
 
-from .crashpoint import CRASH_ENV, STEP_LOG_ENV
+from .crashpoint import CRASH_ENV, FAILURES_ENV, STEP_LOG_ENV
 
 TESTS = Path(__file__).resolve().parents[1]
 CHILD = TESTS / "faults" / "crashpoint.py"
@@ -42,6 +42,9 @@ STEP_POINTS = (
     "close-intent",
 )
 """Named steps of a tick that every successful batch passes."""
+
+FAILURE_POINTS = ("rewrite-intent", "unclaim")
+"""Named steps only a failed job leads to."""
 
 STORE_POINTS = ("copy", "delete", "write")
 """Right after a store call returned (mid-move, after an intent or lease write)."""
@@ -88,8 +91,14 @@ class CrashHarness:
         seed: int,
         random_share: float = 0.25,
         records_per_shard: int = 5,
+        job_failures: float = 0.0,
     ) -> None:
+        """`job_failures`: share of job ids that fail (embedded backend only)."""
         self.backend = backend
+        self.job_failures = job_failures
+        self.points = STEP_POINTS + STORE_POINTS
+        if job_failures:
+            self.points += FAILURE_POINTS
         self.rng = random.Random(seed)
         self.random_share = random_share
         self.records_per_shard = records_per_shard
@@ -194,7 +203,7 @@ class CrashHarness:
             point, delay = "random", self.rng.uniform(0, self._window)
             killed = self._child(None, delay=delay)
         else:
-            point = self.rng.choice(STEP_POINTS + STORE_POINTS)
+            point = self.rng.choice(self.points)
             count = self.rng.randint(1, 3)
             killed = self._child(f"{point}:{count}")
         if killed:
@@ -234,6 +243,8 @@ class CrashHarness:
 
     def _env(self, crash: str | None, log: Path | None) -> dict[str, str]:
         env = {**self.backend.env}
+        if self.job_failures:
+            env[FAILURES_ENV] = str(self.job_failures)
         if log is not None:
             env[STEP_LOG_ENV] = str(log)
         if crash is not None:
@@ -247,7 +258,7 @@ class _Zygote:
     def __init__(self, env: Mapping[str, str]) -> None:
         path = [str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]
         full = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path)}
-        for name in (CRASH_ENV, STEP_LOG_ENV):
+        for name in (CRASH_ENV, STEP_LOG_ENV, FAILURES_ENV):
             full.pop(name, None)
         self.process = subprocess.Popen(
             [sys.executable, str(CHILD), "--zygote"],

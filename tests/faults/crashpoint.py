@@ -8,7 +8,11 @@ Test-only. The crash harness starts this file as a child process in place of the
   `delete` or `write` (right after that store call returned, before the tick
   saw the answer);
 - DROPLOAD_STEP_LOG=<file> appends every step reached to that file, so that the
-  harness can time a random kill from the start of the tick.
+  harness can time a random kill from the start of the tick;
+- DROPLOAD_JOB_FAILURES=<rate> (DuckDB only) makes that share of job ids fail,
+  chosen by a hash of the id so a job id always fails the same way: recorded in
+  the ledger as DONE with rateLimitExceeded (four in five) or invalid, and not
+  run, as BigQuery would list a failed job.
 
 With `--zygote` as its only argument it imports everything once, then forks one
 such child per JSON command read from stdin ({"argv": [...], "env": {...},
@@ -21,6 +25,7 @@ are shared, which saves most of the start-up time of a run.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import signal
@@ -31,6 +36,7 @@ from typing import Any
 
 CRASH_ENV = "DROPLOAD_CRASH_AT"
 STEP_LOG_ENV = "DROPLOAD_STEP_LOG"
+FAILURES_ENV = "DROPLOAD_JOB_FAILURES"
 STORE_POINTS = ("copy", "delete", "write")
 """Crash points right after a store call returned."""
 
@@ -96,6 +102,8 @@ def install(point: CrashPoint) -> None:
 def run(argv: list[str]) -> None:
     """Install the crash point, then run the `loader` command."""
     install(CrashPoint(os.environ.get(CRASH_ENV), os.environ.get(STEP_LOG_ENV)))
+    if os.environ.get(FAILURES_ENV):
+        fail_jobs(float(os.environ[FAILURES_ENV]))
     from dropload.cli import main as loader
 
     loader(argv, prog_name="loader")
@@ -107,7 +115,7 @@ def _fork_child(command: dict[str, Any]) -> int:
         return pid
     code = 70
     try:
-        for name in (CRASH_ENV, STEP_LOG_ENV):
+        for name in (CRASH_ENV, STEP_LOG_ENV, FAILURES_ENV):
             os.environ.pop(name, None)
         os.environ.update(command["env"])
         null = os.open(os.devnull, os.O_WRONLY)
@@ -149,6 +157,27 @@ def zygote() -> None:
             -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         )
         print(json.dumps({"status": code}), flush=True)
+
+
+def fail_jobs(rate: float) -> None:
+    """Make DuckDB jobs fail for a `rate` share of job ids (see the module doc)."""
+    from dropload.warehouse.duckdb import LEDGER, DuckDBWarehouse
+
+    original = DuckDBWarehouse.load
+
+    def load(self: DuckDBWarehouse, request: Any, *, timeout: float) -> Any:
+        digest = hashlib.sha256(request.job_id.encode()).digest()
+        roll = int.from_bytes(digest[:4], "big") / 2**32
+        if roll < rate and self.get_job(request.job_id) is None:
+            reason = "rateLimitExceeded" if roll < rate * 0.8 else "invalid"
+            self.query(
+                f"INSERT INTO {LEDGER} (job_id, destination, state, error_reason,"
+                f" error_message, created, ended) VALUES ('{request.job_id}',"
+                f" '{request.target}', 'DONE', '{reason}', 'injected', now(), now())"
+            )
+        return original(self, request, timeout=timeout)
+
+    DuckDBWarehouse.load = load  # type: ignore[method-assign]
 
 
 def main() -> None:
