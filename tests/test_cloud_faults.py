@@ -485,9 +485,11 @@ def test_loader_killed_with_sigkill_is_finished_after_its_lease_expires(
     bq_client: bigquery.Client,
     step: str,
 ) -> None:
-    """A loader process killed -9 mid-tick blocks the table until its lease expires.
+    """A loader killed -9 mid-tick on another host blocks the table till expiry.
 
-    The next loader then takes over and loads every row exactly once.
+    The next loader then takes over and loads every row exactly once. (A holder
+    that died on this host is taken over at once: the lease names another
+    host's process here, as a loader elsewhere would have left it.)
     """
     project = make_cloud_project(
         tmp_path / "project",
@@ -505,11 +507,17 @@ def test_loader_killed_with_sigkill_is_finished_after_its_lease_expires(
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL
+    lease = gcs_client.bucket(project.bucket).blob(project.key(layout.lease("events")))
+    body = json.loads(lease.download_as_bytes())
+    lease.reload()
+    elsewhere = {**body, "owner": "elsewhere:1:1:1:00000000"}
+    lease.upload_from_string(
+        json.dumps(elsewhere), if_generation_match=lease.generation
+    )
 
     [blocked] = _run_once(project)
     assert blocked.status == "skipped"
-    lease = gcs_client.bucket(project.bucket).blob(project.key(layout.lease("events")))
-    expires = datetime.fromisoformat(json.loads(lease.download_as_bytes())["expires"])
+    expires = datetime.fromisoformat(body["expires"])
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
     [report] = _run_once(project)
 
