@@ -18,6 +18,7 @@ import pytest
 from dropload import layout
 from dropload.lease import Lease, new_owner
 from dropload.loader import Loader, TickReport
+from dropload.manifest import Intent
 from dropload.stager import Stager
 from embedded import (
     TABLE,
@@ -253,6 +254,36 @@ def test_a_lost_answer_to_the_intent_rewrite_keeps_the_attempt(
     assert report.status == "loaded"
     (manifest,) = manifests(project.store())
     assert manifest.attempt == 2
+    _assert_once(project, range(5))
+
+
+def test_an_intent_rewritten_by_another_loader_is_not_overwritten(
+    project: Project, loader: Loader, warehouse: FaultyWarehouse
+) -> None:
+    """A rival's rewrite of the intent wins: this tick stops, the next loads once."""
+    _stage(project, 0, 5)
+    warehouse.arm(Fault("load", "job_error", reason="backendError"))
+    store = project.store()
+
+    def rival(step: str) -> None:
+        if step == "rewrite-intent":
+            (info,) = store.list(layout.intents(TABLE))
+            theirs = Intent.from_json(store.read(info.name)).next_attempt("rival")
+            store.write(
+                info.name, theirs.to_json(), if_generation_match=info.generation
+            )
+
+    loader.step_hook = rival
+    aborted = _tick(loader)
+    loader.step_hook = lambda step: None
+    finished = _tick(loader)
+
+    assert aborted.status == "failed"
+    assert "another loader works on it" in (aborted.error or "")
+    assert finished.status == "loaded"
+    (manifest,) = manifests(project.store())
+    assert manifest.attempt == 2
+    assert manifest.attempts_log[0].endswith(": rival")
     _assert_once(project, range(5))
 
 
