@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dropload import layout
-from dropload.lease import Lease, new_owner
+from dropload.lease import OBJECT_WRITE_INTERVAL_SECONDS, Lease, new_owner
 from dropload.loader import Loader, TickReport
 from dropload.manifest import Intent
 from dropload.stager import Stager
@@ -296,6 +297,9 @@ def test_a_tick_stops_when_another_loader_took_its_lease(
 
     def steal(step: str) -> None:
         if step == "claim":
+            # The rival comes after Cloud Storage's one write per second per
+            # object, as a real takeover (after expiry) always does.
+            time.sleep(OBJECT_WRITE_INTERVAL_SECONDS)
             lease = store.stat(layout.lease(TABLE))
             assert lease is not None
             body = json.dumps(

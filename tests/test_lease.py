@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dropload import layout
+from dropload import lease as lease_module
 from dropload.errors import LeaseHeld
 from dropload.lease import Lease, holder_is_dead, new_owner
 from dropload.store.local import LocalStore
@@ -107,3 +108,10 @@ def test_only_an_exited_process_on_this_host_counts_as_dead() -> None:
     assert not holder_is_dead(new_owner())
     assert not holder_is_dead("elsewhere:1:1:1:00000000")
     assert not holder_is_dead("host:123:abcdef")
+
+
+def test_lease_limits() -> None:
+    """Renew 3 times a period, stop at 5/6, confirm at most once a second."""
+    assert lease_module.RENEWALS_PER_PERIOD == 3
+    assert lease_module.SAFETY_FRACTION == 1 / 6
+    assert lease_module.OBJECT_WRITE_INTERVAL_SECONDS == 1.0

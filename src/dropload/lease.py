@@ -38,6 +38,10 @@ the default 900 s lease) to finish before another loader may take over."""
 RENEWALS_PER_PERIOD = 3
 """Renewals per lease period; one may fail and the lease still holds."""
 
+OBJECT_WRITE_INTERVAL_SECONDS = 1.0
+"""Cloud Storage allows about one write per second to one object name; a
+confirmation sooner than this after the last write is skipped."""
+
 
 def new_owner() -> str:
     """An owner id for this loader process: host, pid, pid namespace, start, random.
@@ -65,6 +69,8 @@ class Lease:
     """time.monotonic() until which the lease is surely ours."""
     _renewing: threading.Lock = field(default_factory=threading.Lock)
     _released: bool = False
+    _written: float = field(default=0.0)
+    """time.monotonic() when our last write of the lease started."""
 
     @classmethod
     def acquire(cls, store: Store, table: str, owner: str, seconds: float) -> Lease:
@@ -83,6 +89,7 @@ class Lease:
             return cls._after_conflict(store, table, owner, seconds)
         lease = cls(store, table, owner, seconds, info.generation, threading.Event())
         lease.valid_until = started + seconds
+        lease._written = started
         return lease
 
     @classmethod
@@ -99,6 +106,16 @@ class Lease:
         if lease.lost.is_set():
             raise LeaseHeld(table, "another loader", expires)
         return lease
+
+    def confirm(self) -> None:
+        """Renew now, unless the last write was under a second ago.
+
+        A renewal is a conditional write: it fails (and marks the lease lost)
+        when another loader took the lease over, so a tick confirms before it
+        moves shards or starts a job.
+        """
+        if time.monotonic() - self._written >= OBJECT_WRITE_INTERVAL_SECONDS:
+            self.renew()
 
     def held(self) -> bool:
         """True while the lease is surely ours (renewed recently, never lost)."""
@@ -124,6 +141,7 @@ class Lease:
             return
         self.generation = info.generation
         self.valid_until = started + self.seconds
+        self._written = started
 
     def _after_renew_conflict(self, started: float) -> None:
         try:

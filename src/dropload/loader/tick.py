@@ -56,8 +56,9 @@ __all__ = ["MAX_ATTEMPTS_PER_TICK", "MAX_SHARDS_PER_BATCH", "TableTick", "TickRe
 
 
 CONFIRMED_STEPS = frozenset({"claim", "load", "archive"})
-"""Steps before which the lease is renewed (a conditional write), so a tick
-whose lease was taken over stops before it moves shards or starts a job."""
+"""Steps before which the lease is confirmed (renewed by a conditional write),
+so a tick whose lease was taken over stops before it moves shards or starts a
+job."""
 
 
 class TickAborted(DroploadError):
@@ -184,7 +185,7 @@ class TableTick:
     def _step(self, step: str) -> None:
         self.step_hook(step)
         if step in CONFIRMED_STEPS and self._lease is not None:
-            self._lease.renew()
+            self._lease.confirm()
         self._guard(step)
 
     def _guard(self, step: str) -> None:
