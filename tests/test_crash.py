@@ -84,7 +84,7 @@ def test_cloud_loader_killed_32_times_loads_every_record_once(
     bq_dataset: str,
     bq_client: bigquery.Client,
 ) -> None:
-    """32 SIGKILLs of run-once against the emulators: every id once, no debris."""
+    """32 SIGKILLs against the emulators, a fifth of the jobs failing: ids once."""
     project = make_cloud_project(
         tmp_path / "project",
         bucket=gcs_bucket,
@@ -101,7 +101,7 @@ def test_cloud_loader_killed_32_times_loads_every_record_once(
         stage=_stage_with(project.config_path),
         table_ids=lambda t: cloud_table_ids(bq_client, project, t),
     )
-    harness = CrashHarness(backend, seed=4242)
+    harness = CrashHarness(backend, seed=4242, job_failures=0.2)
 
     harness.run(CLOUD_KILLS)
 

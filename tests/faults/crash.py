@@ -93,7 +93,7 @@ class CrashHarness:
         records_per_shard: int = 5,
         job_failures: float = 0.0,
     ) -> None:
-        """`job_failures`: share of job ids that fail (embedded backend only)."""
+        """`job_failures`: share of job ids that fail (see crashpoint.py)."""
         self.backend = backend
         self.job_failures = job_failures
         self.points = STEP_POINTS + STORE_POINTS

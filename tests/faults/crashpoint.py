@@ -9,10 +9,11 @@ Test-only. The crash harness starts this file as a child process in place of the
   saw the answer);
 - DROPLOAD_STEP_LOG=<file> appends every step reached to that file, so that the
   harness can time a random kill from the start of the tick;
-- DROPLOAD_JOB_FAILURES=<rate> (DuckDB only) makes that share of job ids fail,
-  chosen by a hash of the id so a job id always fails the same way: recorded in
-  the ledger as DONE with rateLimitExceeded (four in five) or invalid, and not
-  run, as BigQuery would list a failed job.
+- DROPLOAD_JOB_FAILURES=<rate> makes that share of job ids fail, chosen by a
+  hash of the id so a job id always fails the same way, with rateLimitExceeded
+  (four in five) or invalid, and never runs them. DuckDB records the failed job
+  in its ledger, as BigQuery would list it; for BigQuery the job is answered
+  without being inserted (the emulator cannot fail a load on demand).
 
 With `--zygote` as its only argument it imports everything once, then forks one
 such child per JSON command read from stdin ({"argv": [...], "env": {...},
@@ -159,17 +160,32 @@ def zygote() -> None:
         print(json.dumps({"status": code}), flush=True)
 
 
+def _failure(job_id: str, rate: float) -> str | None:
+    digest = hashlib.sha256(job_id.encode()).digest()
+    roll = int.from_bytes(digest[:4], "big") / 2**32
+    if roll >= rate:
+        return None
+    return "rateLimitExceeded" if roll < rate * 0.8 else "invalid"
+
+
 def fail_jobs(rate: float) -> None:
-    """Make DuckDB jobs fail for a `rate` share of job ids (see the module doc)."""
+    """Make jobs fail for a `rate` share of job ids (see the module doc)."""
+    from dropload.warehouse.base import JobResult
+    from dropload.warehouse.bigquery import BigQueryWarehouse
     from dropload.warehouse.duckdb import LEDGER, DuckDBWarehouse
 
     original = DuckDBWarehouse.load
+    original_bq = BigQueryWarehouse.load
+
+    def load_bq(self: BigQueryWarehouse, request: Any, *, timeout: float) -> Any:
+        reason = _failure(request.job_id, rate)
+        if reason is None:
+            return original_bq(self, request, timeout=timeout)
+        return JobResult(request.job_id, "DONE", error_reason=reason)
 
     def load(self: DuckDBWarehouse, request: Any, *, timeout: float) -> Any:
-        digest = hashlib.sha256(request.job_id.encode()).digest()
-        roll = int.from_bytes(digest[:4], "big") / 2**32
-        if roll < rate and self.get_job(request.job_id) is None:
-            reason = "rateLimitExceeded" if roll < rate * 0.8 else "invalid"
+        reason = _failure(request.job_id, rate)
+        if reason is not None and self.get_job(request.job_id) is None:
             self.query(
                 f"INSERT INTO {LEDGER} (job_id, destination, state, error_reason,"
                 f" error_message, created, ended) VALUES ('{request.job_id}',"
@@ -178,6 +194,7 @@ def fail_jobs(rate: float) -> None:
         return original(self, request, timeout=timeout)
 
     DuckDBWarehouse.load = load  # type: ignore[method-assign]
+    BigQueryWarehouse.load = load_bq  # type: ignore[method-assign]
 
 
 def main() -> None:
