@@ -11,9 +11,10 @@ Test-only. The crash harness starts this file as a child process in place of the
   harness can time a random kill from the start of the tick;
 - DROPLOAD_JOB_FAILURES=<rate> makes that share of job ids fail, chosen by a
   hash of the id so a job id always fails the same way, with rateLimitExceeded
-  (four in five) or invalid, and never runs them. DuckDB records the failed job
-  in its ledger, as BigQuery would list it; for BigQuery the job is answered
-  without being inserted (the emulator cannot fail a load on demand).
+  (four in five) or a table-level invalid, and never runs them. DuckDB records
+  the failed job in its ledger, as BigQuery would list it; for BigQuery the job
+  is answered without being inserted (the emulator cannot fail a load on
+  demand).
 
 With `--zygote` as its only argument it imports everything once, then forks one
 such child per JSON command read from stdin ({"argv": [...], "env": {...},
@@ -160,6 +161,14 @@ def zygote() -> None:
         print(json.dumps({"status": code}), flush=True)
 
 
+INJECTED_MESSAGES = {
+    "rateLimitExceeded": "Exceeded rate limits (injected)",
+    "invalid": "Provided Schema does not match Table (injected)",
+}
+"""The failures injected: a rate limit, and a table-level `invalid` (the shards go
+back to staging; none is quarantined, since none is bad)."""
+
+
 def _failure(job_id: str, rate: float) -> str | None:
     digest = hashlib.sha256(job_id.encode()).digest()
     roll = int.from_bytes(digest[:4], "big") / 2**32
@@ -181,7 +190,10 @@ def fail_jobs(rate: float) -> None:
         reason = _failure(request.job_id, rate)
         if reason is None:
             return original_bq(self, request, timeout=timeout)
-        return JobResult(request.job_id, "DONE", error_reason=reason)
+        message = INJECTED_MESSAGES[reason]
+        return JobResult(
+            request.job_id, "DONE", error_reason=reason, error_message=message
+        )
 
     def load(self: DuckDBWarehouse, request: Any, *, timeout: float) -> Any:
         reason = _failure(request.job_id, rate)
@@ -189,7 +201,8 @@ def fail_jobs(rate: float) -> None:
             self.query(
                 f"INSERT INTO {LEDGER} (job_id, destination, state, error_reason,"
                 f" error_message, created, ended) VALUES ('{request.job_id}',"
-                f" '{request.target}', 'DONE', '{reason}', 'injected', now(), now())"
+                f" '{request.target}', 'DONE', '{reason}',"
+                f" '{INJECTED_MESSAGES[reason]}', now(), now())"
             )
         return original(self, request, timeout=timeout)
 
