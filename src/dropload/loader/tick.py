@@ -45,7 +45,7 @@ from dropload.retry import (
 from dropload.schema import SchemaField
 from dropload.shard import is_shard_name, new_batch_id
 from dropload.store.base import ROWS_METADATA, ObjectInfo, Store
-from dropload.warehouse.base import JobResult, LoadRequest, Warehouse
+from dropload.warehouse.base import JobResult, LoadRequest, Warehouse, redact_values
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +371,9 @@ class TableTick:
                 return narrowed
         self._unclaim(intent)
         self.report.status = "failed"
-        self.report.error = f"job {result.job_id} failed ({reason}): {message}"
+        self.report.error = (
+            f"job {result.job_id} failed ({reason}): {redact_values(message)}"
+        )
         return None
 
     def _write_intent(self, new: Intent) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -127,3 +128,20 @@ def check_job_id(job_id: str) -> str:
 def sources_label(uris: Sequence[str]) -> str:
     """A short description of source URIs for log lines."""
     return uris[0] if len(uris) == 1 else f"{uris[0]} and {len(uris) - 1} more"
+
+
+_QUOTED = re.compile(r"""(["'])([^"'\n]{0,2000})\1""")
+
+
+def redact_values(message: str) -> str:
+    """A warehouse error message with quoted values replaced, for logs and reports.
+
+    Warehouses quote the offending row value ("Could not convert string 'x'");
+    record contents must not reach logs. Quoted paths and URIs (with `/`) stay.
+    """
+    return _QUOTED.sub(_redact_one, message)
+
+
+def _redact_one(found: re.Match[str]) -> str:
+    quote, text = found.group(1), found.group(2)
+    return found.group(0) if "/" in text else f"{quote}…{quote}"
