@@ -7,6 +7,7 @@ it those fixtures fail (they never skip).
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -143,3 +144,12 @@ def bq_dataset(bq_client: bigquery.Client) -> str:
     dataset_id = f"test_{uuid.uuid4().hex[:12]}"
     bq_client.create_dataset(dataset_id)
     return dataset_id
+
+
+@pytest.fixture(autouse=True)
+def _restore_dropload_logging() -> Iterator[None]:
+    """`loader` commands replace dropload's log handlers; put them back after."""
+    logger = logging.getLogger("dropload")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved

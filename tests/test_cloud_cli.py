@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +23,6 @@ from dropload.cli import main
 from dropload.store.base import ROWS_METADATA
 
 pytestmark = pytest.mark.emulator
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`loader` points dropload's logger at CliRunner's stderr; undo that after."""
-    logger = logging.getLogger("dropload")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture

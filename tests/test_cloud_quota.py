@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +26,6 @@ from dropload.quarantine import list_quarantined
 from dropload.shard import new_shard_name
 
 pytestmark = pytest.mark.emulator
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`loader` points dropload's logger at CliRunner's stderr; undo that after."""
-    logger = logging.getLogger("dropload")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture

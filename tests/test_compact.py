@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,15 +105,6 @@ class KillingStore(Store):
     def _check(self) -> None:
         if self.kill_at is not None and self.changes >= self.kill_at:
             raise _Killed("already killed")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`loader` points dropload's logger at CliRunner's stderr; undo that after."""
-    logger = logging.getLogger("dropload")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def _archive(folder: Path, rows_per_shard: int) -> Project:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from dropload import Stager
 from dropload.cli import main
 from embedded import TABLE, make_project, records
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI replaces dropload's handlers; put them back after the test."""
-    logger = logging.getLogger("dropload")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def test_json_logs_name_table_batch_and_job(tmp_path: Path) -> None:
