@@ -69,7 +69,52 @@ def without_file_names(result: JobResult) -> JobResult:
     return replace(result, error_message=message.split(" in file ")[0], errors=())
 
 
-class FlakyStore(Store):
+class DelegatingStore(Store):
+    """A real store behind a seam: every call delegates; subclasses wrap write()."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = 0,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Delegates."""
+        return self.inner.write(
+            name, data, if_generation_match=if_generation_match, metadata=metadata
+        )
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        """Delegates."""
+        return self.inner.stat(name)
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Delegates."""
+        return self.inner.list(prefix)
+
+    def read(self, name: str) -> bytes:
+        """Delegates."""
+        return self.inner.read(name)
+
+    def copy(self, src: ObjectInfo, dst: str) -> ObjectInfo:
+        """Delegates."""
+        return self.inner.copy(src, dst)
+
+    def delete(self, name: str, *, if_generation_match: int | None = None) -> None:
+        """Delegates."""
+        self.inner.delete(name, if_generation_match=if_generation_match)
+
+    def uri(self, name: str) -> str:
+        """Delegates."""
+        return self.inner.uri(name)
+
+
+class FlakyStore(DelegatingStore):
     """A real store whose writes fail: a share at random, or all while `down`.
 
     Half of the random failures happen after the write reached the store (the
@@ -114,27 +159,3 @@ class FlakyStore(Store):
             self.lost_answers += 1
             raise StoreUnavailable(name, "answer lost (injected)")
         return info
-
-    def stat(self, name: str) -> ObjectInfo | None:
-        """Delegates."""
-        return self.inner.stat(name)
-
-    def list(self, prefix: str) -> list[ObjectInfo]:
-        """Delegates."""
-        return self.inner.list(prefix)
-
-    def read(self, name: str) -> bytes:
-        """Delegates."""
-        return self.inner.read(name)
-
-    def copy(self, src: ObjectInfo, dst: str) -> ObjectInfo:
-        """Delegates."""
-        return self.inner.copy(src, dst)
-
-    def delete(self, name: str, *, if_generation_match: int | None = None) -> None:
-        """Delegates."""
-        self.inner.delete(name, if_generation_match=if_generation_match)
-
-    def uri(self, name: str) -> str:
-        """Delegates."""
-        return self.inner.uri(name)

@@ -24,19 +24,19 @@ from dropload import (
     StoreUnavailable,
     layout,
 )
-from dropload.store import ROWS_METADATA, ObjectInfo, Store
+from dropload.store import ROWS_METADATA, ObjectInfo
 from dropload.store.local import LocalStore
 from embedded import TABLE, Project, make_project, records, shard_ids, staged
+from seams import DelegatingStore
 
 STAGING = layout.staging(TABLE)
 
 
-class GatedStore(Store):
+class GatedStore(DelegatingStore):
     """A LocalStore whose writes wait at a gate, or fail, while told to."""
 
     def __init__(self, inner: LocalStore) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.gate = threading.Event()
         self.gate.set()
         self.failing = False
@@ -60,30 +60,6 @@ class GatedStore(Store):
         return self.inner.write(
             name, data, if_generation_match=if_generation_match, metadata=metadata
         )
-
-    def stat(self, name: str) -> ObjectInfo | None:
-        """Delegates."""
-        return self.inner.stat(name)
-
-    def list(self, prefix: str) -> list[ObjectInfo]:
-        """Delegates."""
-        return self.inner.list(prefix)
-
-    def read(self, name: str) -> bytes:
-        """Delegates."""
-        return self.inner.read(name)
-
-    def copy(self, src: ObjectInfo, dst: str) -> ObjectInfo:
-        """Delegates."""
-        return self.inner.copy(src, dst)
-
-    def delete(self, name: str, *, if_generation_match: int | None = None) -> None:
-        """Delegates."""
-        self.inner.delete(name, if_generation_match=if_generation_match)
-
-    def uri(self, name: str) -> str:
-        """Delegates."""
-        return self.inner.uri(name)
 
 
 @pytest.fixture
